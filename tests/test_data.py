@@ -1,0 +1,102 @@
+"""The Sakura Sushi data: deterministic, committed, leak-free, validated on load."""
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from course_lib.data import DataValidationError, load_data, load_rows, read_jsonl
+from course_lib.paths import data_dir
+from course_lib.sakura import DATASETS, MENU, write_all
+from course_lib.scoring import contains_facts, follows_house_voice
+
+
+def test_committed_data_is_exactly_what_the_generator_writes(tmp_path: Path) -> None:
+    for path in write_all(tmp_path):
+        committed = data_dir() / path.name
+        assert committed.read_bytes() == path.read_bytes(), f"{committed} is stale: run `make data`"
+
+
+def test_every_data_set_loads_as_a_validated_dataset() -> None:
+    for name in DATASETS:
+        assert len(load_data(name)) > 0
+
+
+def test_no_question_leaks_across_splits() -> None:
+    for prefix, field in (("qa", "prompt"), ("intents", "text"), ("orders", "question"), ("preferences", "prompt")):
+        splits = [name for name in DATASETS if name.startswith(prefix + "_")]
+        seen: dict[str, str] = {}
+        for split in splits:
+            for row in load_rows(split):
+                assert seen.setdefault(row[field], split) == split, f"{row[field]!r} in {seen[row[field]]} and {split}"
+
+
+def test_test_questions_ask_about_facts_that_training_teaches() -> None:
+    taught = {row["completion"] for row in load_rows("qa_train")}
+    assert {row["completion"] for row in load_rows("qa_test")} <= taught
+
+
+def test_reference_answers_pass_the_scorers() -> None:
+    for row in load_rows("qa_train"):
+        assert follows_house_voice(row["completion"]) and contains_facts(row["completion"], row["facts"])
+
+
+def test_preference_pairs_reject_what_the_scorers_reject() -> None:
+    for row in load_rows("preferences_train"):
+        assert row["chosen"] != row["rejected"]
+        if row["rejection_kind"] == "rude":
+            assert not follows_house_voice(row["rejected"])
+
+
+def test_order_totals_add_up() -> None:
+    prices = {dish.name: Decimal(dish.price) for dish in MENU}
+    for row in load_rows("orders_train") + load_rows("orders_test"):
+        assert Decimal(row["total"]) == sum(prices[i["dish"]] * i["quantity"] for i in row["items"])
+
+
+def _write(tmp_path: Path, rows: list[str]) -> Path:
+    path = tmp_path / "intents_bad.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+GOOD = json.dumps({"id": "a", "text": "Do you deliver?", "label": "order"})
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ('{"id": "b", "text": "hi", "label": "order"', r"line 2: not valid JSON"),
+        ('{"id": "b", "label": "order"}', r"line 2: missing field 'text' \(expected a non-empty string\)"),
+        ('{"id": "b", "text": "hi", "label": "refund"}', r"line 2: field 'label': expected one of menu_question, .*got 'refund'"),
+        ('{"id": "b", "text": "  ", "label": "order"}', r"line 2: field 'text': expected a non-empty string"),
+        ('{"id": "b", "text": "hi", "label": "order", "score": 1}', r"line 2: unexpected field 'score'"),
+        ('{"id": "a", "text": "hi", "label": "order"}', r"line 2: field 'id': 'a' already used on line 1"),
+        ("", r"line 2: empty line"),
+        ('["b", "hi", "order"]', r"line 2: expected a JSON object, got list"),
+    ],
+)
+def test_malformed_rows_name_file_line_and_field(tmp_path: Path, bad_line: str, message: str) -> None:
+    path = _write(tmp_path, [GOOD, bad_line])
+    with pytest.raises(DataValidationError, match=message) as error:
+        read_jsonl(path, "intents")
+    assert str(path) in str(error.value)
+
+
+def test_order_items_must_be_menu_dishes(tmp_path: Path) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_text(json.dumps({"id": "o", "question": "q", "items": [{"dish": "Pizza", "quantity": 1}], "total": "9.00"}) + "\n")
+    with pytest.raises(DataValidationError, match=r"line 1: field 'items': expected a non-empty list of \{dish: a menu dish"):
+        read_jsonl(path, "orders")
+
+
+def test_unknown_data_set_is_named() -> None:
+    with pytest.raises(DataValidationError, match=r"Unknown data set 'qa_dev'. Known data sets: qa_train"):
+        load_data("qa_dev")
+
+
+def test_missing_file_says_how_to_regenerate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataValidationError, match=r"qa_train.jsonl not found. Regenerate the data with `make data`"):
+        load_data("qa_train")

@@ -1,0 +1,26 @@
+"""Every lesson, executed end to end on a fresh kernel with the default profile, offline.
+
+Each run's wall time goes to build/test-notebooks/<lesson>.json; conftest.py
+prints the table at the end of the session.
+"""
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from course_lib.notebooks import execute_lesson, lesson_paths
+from course_lib.paths import build_dir
+
+TIMES_DIR = build_dir() / "test-notebooks"
+
+
+@pytest.mark.parametrize("path", lesson_paths(), ids=lambda p: p.stem)
+def test_lesson_runs_top_to_bottom(path: Path) -> None:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    run = execute_lesson(path, TIMES_DIR, num_threads=threads)
+    (TIMES_DIR / f"{path.stem}.json").write_text(json.dumps(asdict(run) | {"threads": threads}))
+    assert run.headline, f"{path.name} reported no headline (course_lib.report.headline)"
