@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from course_lib.customer_logs import CHANNELS
 from course_lib.paths import data_dir
 from course_lib.sakura import DATASETS, INTENT_LABELS, MENU
 
@@ -49,6 +50,8 @@ def _order_items(value: Any) -> bool:
 
 TEXT = FieldRule(_text, "a non-empty string")
 TEXTS = FieldRule(_texts, "a non-empty list of non-empty strings")
+RAW_TEXT = FieldRule(lambda v: isinstance(v, str), "a string (raw logs may hold empty ones)")
+_MINUTE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 SCHEMAS: dict[str, dict[str, FieldRule]] = {
     "qa": {"id": TEXT, "topic": TEXT, "prompt": TEXT, "completion": TEXT, "facts": TEXTS},
     "intents": {
@@ -69,6 +72,14 @@ SCHEMAS: dict[str, dict[str, FieldRule]] = {
         "total": FieldRule(lambda v: isinstance(v, str) and bool(_MONEY.fullmatch(v)), "a price like '12.50'"),
     },
     "general_probe": {"id": TEXT, "question": TEXT, "answers": TEXTS},
+    "raw_messages": {
+        "id": TEXT,
+        "received_at": FieldRule(lambda v: isinstance(v, str) and bool(_MINUTE.fullmatch(v)), "a time like '2024-03-01T11:05'"),
+        "channel": FieldRule(lambda v: v in CHANNELS, f"one of {', '.join(CHANNELS)}"),
+        "customer": RAW_TEXT,
+        "message": RAW_TEXT,
+        "staff_reply": RAW_TEXT,
+    },
 }
 
 

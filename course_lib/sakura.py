@@ -427,8 +427,25 @@ def menu_document() -> dict[str, Any]:
     }
 
 
+def raw_message_rows() -> list[dict[str, Any]]:
+    """The raw, messy customer-message logs that qa_train is cleaned from (lesson 04)."""
+    from course_lib.customer_logs import customer_message_logs  # imported here: it builds on this module
+
+    return customer_message_logs()
+
+
+def clean_train_rows() -> list[dict[str, Any]]:
+    """qa_train: the raw logs through lesson 04's pipeline, decontaminated against validation and test."""
+    from course_lib.dataprep import prepare_training_set  # imported here: it builds on this module
+
+    held_out = [row["prompt"] for split in SPLITS if split != "train" for row in qa_rows(split)]
+    return prepare_training_set(raw_message_rows(), held_out)[0]
+
+
 DATASETS: dict[str, Callable[[], list[dict[str, Any]]]] = {
-    **{f"qa_{split}": (lambda split=split: qa_rows(split)) for split in SPLITS},
+    "qa_train": clean_train_rows,
+    **{f"qa_{split}": (lambda split=split: qa_rows(split)) for split in SPLITS if split != "train"},
+    "raw_messages": raw_message_rows,
     "intents_train": lambda: intent_rows("train", per_template=12),
     "intents_test": lambda: intent_rows("test", per_template=10),
     "preferences_train": lambda: preference_rows("train"),

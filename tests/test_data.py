@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from course_lib.data import DataValidationError, load_data, load_rows, read_jsonl
+from course_lib.dataprep import NEAR_DUPLICATE_THRESHOLD, nearest, prepare_training_set
 from course_lib.paths import data_dir
-from course_lib.sakura import DATASETS, MENU, write_all
+from course_lib.sakura import DATASETS, MENU, qa_rows, write_all
 from course_lib.scoring import contains_facts, follows_house_voice
 
 
@@ -35,6 +36,26 @@ def test_no_question_leaks_across_splits() -> None:
 def test_test_questions_ask_about_facts_that_training_teaches() -> None:
     taught = {row["completion"] for row in load_rows("qa_train")}
     assert {row["completion"] for row in load_rows("qa_test")} <= taught
+
+
+def test_qa_train_is_the_cleaned_raw_log() -> None:
+    held_out = [row["prompt"] for split in ("qa_validation", "qa_test") for row in load_rows(split)]
+    assert prepare_training_set(load_rows("raw_messages"), held_out)[0] == load_rows("qa_train")
+
+
+def test_training_keeps_at_least_two_clean_phrasings_of_every_fact() -> None:
+    clean = {row["prompt"] for row in qa_rows("train")}
+    phrasings: dict[str, int] = {}
+    for row in load_rows("qa_train"):
+        phrasings[row["completion"]] = phrasings.get(row["completion"], 0) + (row["prompt"] in clean)
+    assert len(phrasings) == len({row["completion"] for row in qa_rows("train")})
+    assert min(phrasings.values()) >= 2
+
+
+def test_no_training_prompt_is_a_near_duplicate_of_an_eval_question() -> None:
+    held_out = [row["prompt"] for split in ("qa_validation", "qa_test") for row in load_rows(split)]
+    closest = nearest([row["prompt"] for row in load_rows("qa_train")], held_out)
+    assert max(similarity for similarity, _ in closest) < NEAR_DUPLICATE_THRESHOLD
 
 
 def test_reference_answers_pass_the_scorers() -> None:
