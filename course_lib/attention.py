@@ -8,6 +8,7 @@ the same parameter names and shapes as Hugging Face's ``LlamaAttention``.
 """
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -16,6 +17,20 @@ from course_lib.positions import apply_rope, rope_cos_sin, rope_inverse_frequenc
 
 KeyValue = tuple[torch.Tensor, torch.Tensor]
 """The keys and values of one layer, each (batch, kv_heads, seq, head_dim)."""
+
+
+class AttentionOutput(NamedTuple):
+    """What an attention layer returns.
+
+    ``output`` (batch, seq, hidden) goes on to the residual stream;
+    ``key_value`` holds the keys and values of past + current tokens, the KV
+    cache for the next step; ``weights`` (batch, heads, seq, past + seq) says
+    how much each query token looked at each key token, for plots and checks.
+    """
+
+    output: torch.Tensor
+    key_value: KeyValue
+    weights: torch.Tensor
 
 
 def scaled_dot_product_attention(
@@ -113,15 +128,14 @@ class GroupedQueryAttention(nn.Module):
         batch, seq, _ = x.shape
         return x.view(batch, seq, -1, self.head_dim).transpose(1, 2)
 
-    def forward(
-        self, x: torch.Tensor, past_key_value: KeyValue | None = None
-    ) -> tuple[torch.Tensor, KeyValue]:
+    def forward(self, x: torch.Tensor, past_key_value: KeyValue | None = None) -> AttentionOutput:
         """Attend from x (batch, seq, hidden) to itself and to the cached past.
 
         ``past_key_value`` holds the (already rotated) keys and values of the
         tokens before x; x's tokens get the positions that follow them. Returns
-        the output (batch, seq, hidden) and the keys and values of past + x, to
-        be passed back in at the next step: that is the KV cache.
+        the output (batch, seq, hidden), the keys and values of past + x, to
+        be passed back in at the next step (that is the KV cache), and the
+        attention weights of every query head.
         """
         past_len = 0 if past_key_value is None else past_key_value[0].shape[2]
         positions = torch.arange(past_len, past_len + x.shape[1], device=x.device)
@@ -134,6 +148,6 @@ class GroupedQueryAttention(nn.Module):
             value = torch.cat((past_key_value[1], value), dim=2)
         n_rep = self.num_heads // self.num_kv_heads
         mask = causal_mask(query.shape[2], key.shape[2], device=x.device)
-        output, _ = scaled_dot_product_attention(query, repeat_kv(key, n_rep), repeat_kv(value, n_rep), mask)
+        output, weights = scaled_dot_product_attention(query, repeat_kv(key, n_rep), repeat_kv(value, n_rep), mask)
         output = output.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
-        return self.o_proj(output), (key, value)
+        return AttentionOutput(self.o_proj(output), (key, value), weights)

@@ -16,7 +16,7 @@ def chat_messages(prompt: str, system: str | None = None) -> list[dict[str, str]
 def generate_replies(
     model: Any,
     tokenizer: Any,
-    prompts: list[str],
+    prompts: list[str] | list[list[dict[str, str]]],
     *,
     max_new_tokens: int = 40,
     system: str | None = None,
@@ -26,12 +26,16 @@ def generate_replies(
 ) -> list[str]:
     """The model's reply to each prompt (greedy unless ``generate_kwargs`` say otherwise).
 
+    A prompt is a user message (``system`` is put before it) or a whole
+    conversation (a list of messages, e.g. few-shot examples as earlier turns).
     Prompts are wrapped in the model's chat template and generated in
     left-padded batches, so a batch costs little more than one prompt.
     """
     tokenizer.padding_side = "left"
     texts = [
-        tokenizer.apply_chat_template(chat_messages(p, system), tokenize=False, add_generation_prompt=True)
+        tokenizer.apply_chat_template(
+            chat_messages(p, system) if isinstance(p, str) else p, tokenize=False, add_generation_prompt=True
+        )
         for p in prompts
     ]
     settings = {"do_sample": False, "max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}

@@ -132,7 +132,7 @@ class DecoderBlock(nn.Module):
         self, x: torch.Tensor, past_key_value: KeyValue | None = None
     ) -> tuple[torch.Tensor, KeyValue]:
         """Transform x (batch, seq, hidden); also return this layer's keys and values for the cache."""
-        attended, key_value = self.self_attn(self.input_layernorm(x), past_key_value)
+        attended, key_value, _ = self.self_attn(self.input_layernorm(x), past_key_value)
         x = x + attended
         x = x + self.mlp(self.post_attention_layernorm(x))
         return x, key_value
@@ -205,6 +205,25 @@ class Decoder(nn.Module):
             if kv_cache is not None:
                 kv_cache.layers[index] = key_value
         return self.lm_head(self.norm(x))
+
+    @torch.no_grad()
+    def attention_maps(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's attention weights for input_ids, each (batch, heads, seq, seq).
+
+        Row i of a head's map says how much token i looked at each earlier
+        token: the same numbers Hugging Face returns with ``output_attentions``.
+        """
+        maps: list[torch.Tensor] = []
+        hooks = [
+            layer.self_attn.register_forward_hook(lambda module, inputs, output: maps.append(output.weights))
+            for layer in self.layers
+        ]
+        try:
+            self(input_ids)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return maps
 
     @torch.no_grad()
     def generate(

@@ -73,16 +73,17 @@ ALIASES = {entry.hub_id: entry.name for entry in REGISTRY.values()} | {"gpt2": "
 
 
 def registry_entry(name: str) -> CourseModel | None:
-    """The registry entry for a course name or its hub alias; None for other hub ids."""
+    """The registry entry for a course name or its hub alias; None for a local folder or (online) a hub id."""
     canonical = ALIASES.get(name, name)
     if canonical in REGISTRY:
         return REGISTRY[canonical]
-    if "/" in name and hub_allowed():
+    if Path(name).is_dir() or ("/" in name and hub_allowed()):
         return None
     hint = difflib.get_close_matches(name, list(REGISTRY) + list(ALIASES), n=1)
     suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
     hub = (
-        " Hub ids need network access: set COURSE_ALLOW_HUB=1 on a machine that can reach the hub."
+        " It is not a local folder either, and hub ids need network access:"
+        " set COURSE_ALLOW_HUB=1 on a machine that can reach the hub."
         if "/" in name
         else ""
     )

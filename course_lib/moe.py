@@ -114,3 +114,43 @@ def load_balancing_loss(routing: Routing) -> torch.Tensor:
     load = expert_load(routing.experts, num_experts)
     mean_probability = torch.softmax(routing.logits, dim=-1).mean(dim=0)
     return num_experts * (load * mean_probability).sum()
+
+
+class MoETraining(NamedTuple):
+    """What :func:`train_moe` measured at every step: ``loads`` (steps, num_experts) and the task loss."""
+
+    loads: torch.Tensor
+    task_losses: list[float]
+
+
+def train_moe(
+    layer: MoELayer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    steps: int,
+    aux_loss_weight: float,
+    batch_size: int = 256,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+) -> MoETraining:
+    """Fit ``layer`` to map inputs (N, hidden) to targets by mean squared error, plus the balancing loss.
+
+    The objective is ``mse + aux_loss_weight * load_balancing_loss``. With a
+    weight of 0 nothing stops the rich from getting richer: an expert that
+    wins a few more tokens gets more gradient, improves, and wins even more.
+    Returns the expert load and the task loss (the MSE alone) of every step.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(layer.parameters(), lr=learning_rate)
+    loads, task_losses = [], []
+    for _ in range(steps):
+        batch = torch.randint(0, len(inputs), (batch_size,), generator=generator)
+        output, routing = layer(inputs[batch])
+        task_loss = nn.functional.mse_loss(output, targets[batch])
+        loss = task_loss + aux_loss_weight * load_balancing_loss(routing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loads.append(expert_load(routing.experts, len(layer.experts)))
+        task_losses.append(task_loss.item())
+    return MoETraining(torch.stack(loads), task_losses)

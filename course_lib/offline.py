@@ -19,6 +19,9 @@ QUIET_VARIABLES = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    # OpenMP threads that spin while waiting stall torch badly when other processes share the
+    # cores (two notebooks in the test suite, a laptop's browser): 43 s instead of 1 s measured.
+    "OMP_WAIT_POLICY": "PASSIVE",
 }
 
 
@@ -28,7 +31,7 @@ def hub_allowed() -> bool:
 
 
 def apply_offline_defaults() -> None:
-    """Set the offline and quiet variables unless the user already chose a value."""
+    """Set the offline, quiet and threading variables unless the user already chose a value."""
     for name, value in QUIET_VARIABLES.items():
         os.environ.setdefault(name, value)
     if not hub_allowed():

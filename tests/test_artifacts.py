@@ -49,3 +49,16 @@ def test_failed_build_is_not_cached() -> None:
     calls = []
     cached_artifact("sft-model", {"lr": 1.0}, lambda folder: calls.append(folder))
     assert len(calls) == 1
+
+
+def test_editing_a_declared_module_changes_the_key(tmp_path: Path) -> None:
+    import types
+
+    source = tmp_path / "recipe.py"
+    module = types.ModuleType("recipe")
+    module.__file__ = str(source)
+    source.write_text("LEARNING_RATE = 1e-4\n")
+    before = artifact_key({"steps": 3}, code=(module,))
+    source.write_text("LEARNING_RATE = 2e-4\n")
+    assert artifact_key({"steps": 3}, code=(module,)) != before
+    assert artifact_key({"steps": 3}) == artifact_key({"steps": 3})

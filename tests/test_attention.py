@@ -95,18 +95,21 @@ def test_grouped_query_attention_matches_llama_attention(llama_attention_pair) -
         # Eager attention is causal only through its mask.
         mask = torch.zeros(9, 9).masked_fill(~causal_mask(9), float("-inf"))
         cos_sin = rotary(x, torch.arange(9)[None])
-        expected, _ = hf_attention(x, position_embeddings=cos_sin, attention_mask=mask)
-        output, (key, value) = ours(x)
+        expected, expected_weights = hf_attention(x, position_embeddings=cos_sin, attention_mask=mask)
+        output, (key, value), weights = ours(x)
     torch.testing.assert_close(output, expected, atol=1e-6, rtol=1e-5)
-    assert key.shape == value.shape == (2, 2, 9, 16)
+    torch.testing.assert_close(weights, expected_weights, atol=1e-6, rtol=1e-5)
+    assert key.shape == value.shape == (2, 2, 9, 16) and weights.shape == (2, 4, 9, 9)
 
 
 def test_attention_with_cache_equals_attention_over_the_whole_sequence(llama_attention_pair) -> None:
     ours, _, _ = llama_attention_pair
     x = torch.randn(1, 10, 64)
     with torch.no_grad():
-        full, _ = ours(x)
-        first, past = ours(x[:, :7])
-        second, present = ours(x[:, 7:], past)
+        full, _, full_weights = ours(x)
+        first, past, _ = ours(x[:, :7])
+        second, present, weights = ours(x[:, 7:], past)
     torch.testing.assert_close(torch.cat((first, second), dim=1), full, atol=1e-6, rtol=1e-5)
     assert present[0].shape[2] == 10
+    # The 3 new tokens attend to all 10 positions, with the weights they have in the full pass.
+    torch.testing.assert_close(weights, full_weights[:, :, 7:], atol=1e-6, rtol=1e-5)

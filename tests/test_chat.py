@@ -24,3 +24,10 @@ def test_system_prompt_comes_first() -> None:
         {"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"},
     ]
     assert chat_messages("hi") == [{"role": "user", "content": "hi"}]
+
+
+def test_a_conversation_prompt_equals_its_user_message(smollm) -> None:
+    model, tokenizer = smollm
+    as_text = generate_replies(model, tokenizer, ["Name a colour."], max_new_tokens=6, system="Be brief.")
+    as_messages = generate_replies(model, tokenizer, [chat_messages("Name a colour.", system="Be brief.")], max_new_tokens=6)
+    assert as_text == as_messages

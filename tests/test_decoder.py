@@ -15,11 +15,11 @@ from transformers.models.llama.modeling_llama import (
 from course_lib.decoder import Decoder, DecoderBlock, DecoderConfig, KVCache, RMSNorm, SwiGLU
 
 
-def _tiny_llama_config(tie_word_embeddings: bool = False) -> LlamaConfig:
+def _tiny_llama_config(tie_word_embeddings: bool = False, attn_implementation: str = "sdpa") -> LlamaConfig:
     # sdpa, as in a loaded model: a standalone layer would otherwise run eager attention,
     # which is causal only through an explicit mask.
     return LlamaConfig(
-        attn_implementation="sdpa",
+        attn_implementation=attn_implementation,
         vocab_size=128,
         hidden_size=64,
         intermediate_size=160,
@@ -74,6 +74,21 @@ def test_tiny_random_llama_logits_match(tied: bool) -> None:
     input_ids = torch.randint(0, 128, (2, 13))
     with torch.no_grad():
         torch.testing.assert_close(ours(input_ids), hf_model(input_ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_maps_match_transformers_output_attentions() -> None:
+    # Only eager attention computes the weights that output_attentions returns.
+    hf_model = LlamaForCausalLM(_tiny_llama_config(attn_implementation="eager")).eval()
+    _randomize_norms(hf_model)
+    ours = Decoder.from_hf(hf_model)
+    input_ids = torch.randint(0, 128, (2, 9))
+    with torch.no_grad():
+        expected = hf_model(input_ids, output_attentions=True).attentions
+    maps = ours.attention_maps(input_ids)
+    assert len(maps) == len(expected) == 2 and maps[0].shape == (2, 4, 9, 9)
+    for ours_map, hf_map in zip(maps, expected):
+        torch.testing.assert_close(ours_map, hf_map, atol=1e-6, rtol=1e-5)
+    assert all(not layer.self_attn._forward_hooks for layer in ours.layers)  # the hooks are gone
 
 
 def test_unsupported_llama_features_are_refused() -> None:

@@ -112,3 +112,17 @@ def test_build_atomically_rebuilds_only_stale_folders(tmp_path: Path) -> None:
     assert build_atomically(target, build, fresh) is True  # version 1 is stale: rebuilt
     assert build_atomically(target, build, fresh) is False
     assert (target / "version").read_text() == "2" and len(builds) == 2
+
+
+def test_a_local_folder_loads_like_from_pretrained(tmp_path: Path) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "tiny")
+    assert load_model(str(tmp_path / "tiny")).config.hidden_size == 16
+
+
+def test_a_missing_folder_is_not_mistaken_for_a_hub_id(tmp_path: Path) -> None:
+    with pytest.raises(UnknownModelError, match="not a local folder either"):
+        load_model(str(tmp_path / "no-such-model"))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from course_lib.moe import MoELayer, Routing, TopKRouter, expert_load, load_balancing_loss
+from course_lib.moe import MoELayer, Routing, TopKRouter, expert_load, load_balancing_loss, train_moe
 
 
 def test_router_keeps_the_k_best_experts_with_weights_summing_to_one() -> None:
@@ -79,3 +79,23 @@ def test_load_balancing_loss_spreads_a_collapsed_router() -> None:
     assert all(p.grad is None for p in layer.experts.parameters())  # it trains the router only
     assert busiest[0] == 1.0 and losses[0] > 3
     assert busiest[-1] < 0.7 and losses[-1] < 1.5
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_training_without_the_balancing_loss_collapses_and_with_it_does_not(seed: int) -> None:
+    torch.manual_seed(seed)
+    teacher = torch.nn.Sequential(torch.nn.Linear(32, 128), torch.nn.Tanh(), torch.nn.Linear(128, 32))
+    inputs = torch.randn(4096, 32) + 0.5  # every token shares a direction, so one expert can grab them all
+    with torch.no_grad():
+        targets = teacher(inputs)
+    final_loads = {}
+    for weight in (0.0, 0.01):
+        torch.manual_seed(seed)
+        layer = MoELayer(hidden_size=32, intermediate_size=64, num_experts=8, k=2)
+        result = train_moe(layer, inputs, targets, steps=200, aux_loss_weight=weight, seed=seed)
+        assert result.loads.shape == (200, 8) and len(result.task_losses) == 200
+        assert result.task_losses[-1] < 0.5 * result.task_losses[0]
+        final_loads[weight] = result.loads[-10:].mean(dim=0)
+    collapsed, balanced = final_loads[0.0], final_loads[0.01]
+    assert collapsed.max() > 0.4 and collapsed.topk(2).values.sum() > 0.7  # uniform would be 0.125 each
+    assert balanced.max() < 0.2
