@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt requirements-assets.txt Makefile
 
 ## test: unit tests + every notebook executed end to end (two at a time, one thread each)
 test: setup
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 ## course: execute all lessons into build/course (notebooks + HTML) and print a table
 course: setup

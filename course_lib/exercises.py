@@ -25,6 +25,7 @@ ANSWER_HASHES: dict[str, str] = {
     "04-trained-tokens": "59e19706d51d39f66711c2653cd7eb1291c94d9b55eb14bda74ce4dc636d015a",
     "05-epochs": "b1133c6354aaff809f802709e53dacce82e609f9dc426c2da77dc68cf6fe64a0",
     "05-too-low-rate": "8aed642bf5118b9d3c859bd4be35ecac75b6e873cce34e7b6f554b06f75550d7",
+    "05-few-shot-tokens": "fa2b7af0a811b9acde602aacb78e3638e8506dfead5fe6c3425b10b526f94bdd",
     "03-temperature-peak": "c16cd6547c5a0113bde814d7116be60609c8112a319ecd95eb086fb213361ad2",
     "03-top-p-survivors": "d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35",
     "03-distinct-2": "ce5d3aa79ae56155078af52e8fac68eb2d0a78489f82bc26c1e1bbc667ba9fde",

@@ -21,6 +21,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         TIMES_DIR.mkdir(parents=True)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the notebooks first, heaviest (later lessons) leading, so two workers finish together."""
+    notebooks = sorted((i for i in items if i.nodeid.startswith("tests/test_notebooks.py")), key=lambda i: i.nodeid, reverse=True)
+    items[:] = notebooks + [i for i in items if i not in notebooks]
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if "PYTEST_XDIST_WORKER" in os.environ or not TIMES_DIR.exists():
         return
