@@ -154,9 +154,9 @@ def sample_next_token(
 
 
 def _eos_ids(model: PreTrainedModel, eos_token_id: int | Sequence[int] | None) -> torch.Tensor:
-    """The end-of-sequence ids as a 1-D tensor: the given ones, else the model's generation config's."""
+    """The end-of-sequence ids as a 1-D tensor on the model's device: the given ones, else the generation config's."""
     ids = model.generation_config.eos_token_id if eos_token_id is None else eos_token_id
-    return torch.tensor([] if ids is None else ids, dtype=torch.long).reshape(-1)
+    return torch.tensor([] if ids is None else ids, dtype=torch.long, device=model.device).reshape(-1)
 
 
 def _check_max_new_tokens(max_new_tokens: int) -> None:
@@ -194,7 +194,7 @@ def _decode(
     eos = _eos_ids(model, eos_token_id)
     cache = DynamicCache(config=model.config)
     ids, new_ids = input_ids, input_ids
-    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool)
+    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     for _ in range(max_new_tokens):
         token = choose(_next_token_logits(model, new_ids, cache), ids)
         if len(eos):
@@ -291,7 +291,7 @@ def beam_search(
     # The search starts from the prompt alone: one beam, log-probability 0, nothing generated.
     new_ids = _single_prompt(input_ids)[None]
     beams = new_ids.new_empty(1, 0)
-    beam_scores = torch.zeros(1)
+    beam_scores = torch.zeros(1, device=input_ids.device)
     hypotheses: list[Candidate] = []
     for length in range(1, max_new_tokens + 1):
         log_probs = _next_token_logits(model, new_ids, cache).log_softmax(dim=-1)
