@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup test course lab data sync check freeze clean
+.PHONY: setup test test-fast course lab data sync check freeze clean
 
 ## setup: create .venv and install the pinned stack and the offline assets (idempotent)
 setup: $(STAMP)
@@ -22,9 +22,13 @@ $(STAMP): pyproject.toml constraints.txt requirements-assets.txt Makefile
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist worksteal
 
+## test-fast: the unit tests that need neither the real model nor a notebook run (under a minute)
+test-fast: setup
+	$(BIN)/python -m pytest -n 2 -m "not real_model and not notebook"
+
 ## course: execute all lessons into build/course (notebooks + HTML) and print a table
 course: setup
-	$(BIN)/python -m course_lib.notebooks run $(if $(PROFILE),--profile $(PROFILE))
+	$(BIN)/python -m course_lib.lessons.notebooks run $(if $(PROFILE),--profile $(PROFILE))
 
 ## lab: open JupyterLab on the notebooks
 lab: setup
@@ -32,15 +36,15 @@ lab: setup
 
 ## data: regenerate the Sakura Sushi data sets under data/
 data: setup
-	$(BIN)/python -m course_lib.sakura
+	$(BIN)/python -m course_lib.sakura.generate
 
 ## sync: strip outputs and rewrite badges and the Colab/Kaggle cell of every notebook
 sync: setup
-	$(BIN)/python -m course_lib.notebooks sync
+	$(BIN)/python -m course_lib.lessons.notebooks sync
 
 ## check: fail if a committed notebook has outputs or is out of sync
 check: setup
-	$(BIN)/python -m course_lib.notebooks check
+	$(BIN)/python -m course_lib.lessons.notebooks check
 
 ## freeze: re-pin constraints.txt from the current environment
 freeze: setup

@@ -1,11 +1,11 @@
 """Shared code of the course "Adapting Large Language Models".
 
-Importing this package only sets the offline defaults (see :mod:`course_lib.offline`):
+Importing this package only sets the offline defaults (see :mod:`course_lib.core.offline`):
 it must happen before transformers, datasets or evaluate are imported, so that
 nothing ever waits on the network. Everything heavy lives in submodules.
 """
 
-from course_lib.offline import apply_offline_defaults
+from course_lib.core.offline import apply_offline_defaults
 
 apply_offline_defaults()
 

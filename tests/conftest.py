@@ -1,15 +1,22 @@
-"""Shared test set-up: offline, one thread per worker, seeded; a notebook timing table at the end."""
+"""Shared test set-up: offline, one thread per worker, seeded; shared fixtures; a notebook timing table at the end.
+
+Markers: ``real_model`` on tests that load the real pretrained weights or their
+converted folder, ``notebook`` on the end-to-end lesson runs; ``make test-fast``
+leaves both out.
+"""
 
 import json
 import os
 import shutil
 
-import course_lib  # noqa: F401  (sets the offline variables before heavy imports)
 import pytest
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM
 
-from course_lib.notebooks import LessonRun, format_table
-from course_lib.paths import build_dir
+import course_lib  # noqa: F401  (sets the offline variables before heavy imports)
+from course_lib.assets.models import load_tokenizer
+from course_lib.core.paths import build_dir
+from course_lib.lessons.notebooks import LessonRun, format_table
 
 torch.set_num_threads(1)
 TIMES_DIR = build_dir() / "test-notebooks"
@@ -23,7 +30,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Start the notebooks first, heaviest (later lessons) leading, so two workers finish together."""
-    notebooks = sorted((i for i in items if i.nodeid.startswith("tests/test_notebooks.py")), key=lambda i: i.nodeid, reverse=True)
+    notebooks = sorted((i for i in items if i.get_closest_marker("notebook")), key=lambda i: i.nodeid, reverse=True)
     items[:] = notebooks + [i for i in items if i not in notebooks]
 
 
@@ -44,3 +51,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """SmolLM2-135M-Instruct's tokenizer (needs the converted model folder: mark the test ``real_model``)."""
+    return load_tokenizer("smollm2-135m-instruct")
+
+
+@pytest.fixture
+def tiny_llama():
+    """A factory of random 2-layer Llamas with SmolLM2's vocabulary size: they train in a second."""
+
+    def make() -> LlamaForCausalLM:
+        torch.manual_seed(0)
+        config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+        return LlamaForCausalLM(config)
+
+    return make

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.notebooks import execute_lesson, lesson_paths
-from course_lib.paths import build_dir
+from course_lib.core.paths import build_dir
+from course_lib.lessons.notebooks import execute_lesson, lesson_paths
 
 TIMES_DIR = build_dir() / "test-notebooks"
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", lesson_paths(), ids=lambda p: p.stem)
 def test_lesson_runs_top_to_bottom(path: Path) -> None:
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     threads = max(1, (os.cpu_count() or 1) // workers)
     run = execute_lesson(path, TIMES_DIR, num_threads=threads)
     (TIMES_DIR / f"{path.stem}.json").write_text(json.dumps(asdict(run) | {"threads": threads}))
-    assert run.headline, f"{path.name} reported no headline (course_lib.report.headline)"
+    assert run.headline, f"{path.name} reported no headline (course_lib.core.report.headline)"

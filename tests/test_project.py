@@ -1,15 +1,15 @@
 """The project's files agree with each other: pins, assets, notebooks, README."""
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
-from course_lib.assets import ASSET_PACKAGES
-from course_lib.notebooks import lesson_paths, problems
-from course_lib.paths import REPO_ROOT
+from course_lib.assets.packages import ASSET_PACKAGES
+from course_lib.core.paths import REPO_ROOT
+from course_lib.lessons.notebooks import lesson_paths, problems
 
 
 def _pins(lines: list[str]) -> dict[str, str]:
@@ -63,3 +63,29 @@ def test_readme_lists_every_lesson() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     missing = [p.name for p in lesson_paths() if p.name not in readme]
     assert not missing, f"add these lessons to the README's table: {missing}"
+
+
+def _readme_file_map() -> set[str]:
+    """The paths the README's layout block lists under course_lib/ ('core/paths.py', 'eval/metric_modules/')."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    listed, package = set(), None
+    for line in block.splitlines():
+        match = re.match(r"^  (\w+/)\s", line)
+        if match:
+            package = match.group(1)
+            listed.add(package)
+        match = re.match(r"^    (\w+(?:\.py|/))\s+\S", line)
+        if match:
+            listed.add(package + match.group(1))
+    return listed
+
+
+def test_readme_layout_lists_every_package_and_module_of_course_lib() -> None:
+    root = REPO_ROOT / "course_lib"
+    actual = {f"{p.parent.relative_to(root)}/" for p in root.glob("*/__init__.py")}
+    actual |= {str(p.relative_to(root)) for p in root.glob("*/*.py") if p.name != "__init__.py"}
+    actual |= {f"{p.relative_to(root)}/" for p in root.glob("*/*") if p.is_dir() and p.name != "__pycache__"}
+    listed = _readme_file_map()
+    assert not actual - listed, f"add to the README's layout: {sorted(actual - listed)}"
+    assert not listed - actual, f"remove from the README's layout (no such file): {sorted(listed - actual)}"

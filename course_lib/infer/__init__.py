@@ -1,0 +1,1 @@
+"""Using a trained model: chat generation, decoding strategies, timing, retrieval."""

@@ -1,0 +1,68 @@
+"""Talking to a chat model: prompts in, replies out, batched and greedy by default."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from course_lib.data.chat_format import Messages, conversation
+
+
+@dataclass(frozen=True)
+class ChatGeneration:
+    """The replies to a list of prompts, and how many tokens each prompt took after the chat template."""
+
+    replies: list[str]
+    prompt_tokens: list[int]
+
+
+@torch.no_grad()
+def generate_chat(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str] | list[Messages],
+    *,
+    max_new_tokens: int = 40,
+    system: str | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+    **generate_kwargs: Any,
+) -> ChatGeneration:
+    """The model's reply to each prompt (greedy unless ``generate_kwargs`` say otherwise), with prompt lengths.
+
+    A prompt is a user message (``system`` is put before it) or a whole
+    conversation (a list of messages, e.g. few-shot examples as earlier turns).
+    Prompts are wrapped in the model's chat template and generated in
+    left-padded batches, so a batch costs little more than one prompt; the
+    tokenizer's own padding side is restored afterwards.
+    """
+    texts = [
+        tokenizer.apply_chat_template(conversation(p, system), tokenize=False, add_generation_prompt=True)
+        for p in prompts
+    ]
+    settings = {"do_sample": False, "max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
+    replies: list[str] = []
+    prompt_tokens: list[int] = []
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        for start in tqdm(range(0, len(texts), batch_size), desc="generating", disable=not progress):
+            batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(model.device)
+            output = model.generate(**batch, **(settings | generate_kwargs))
+            new_tokens = output[:, batch["input_ids"].shape[1] :]
+            replies += [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+            prompt_tokens += batch["attention_mask"].sum(dim=1).tolist()
+    finally:
+        tokenizer.padding_side = padding_side
+    return ChatGeneration(replies, prompt_tokens)
+
+
+def generate_replies(model: Any, tokenizer: Any, prompts: list[str] | list[Messages], **kwargs: Any) -> list[str]:
+    """The model's reply to each prompt: :func:`generate_chat`'s replies (same keyword arguments)."""
+    return generate_chat(model, tokenizer, prompts, **kwargs).replies
+
+
+def chat(model: Any, tokenizer: Any, prompt: str, **kwargs: Any) -> str:
+    """The model's reply to one prompt."""
+    return generate_replies(model, tokenizer, [prompt], **kwargs)[0]

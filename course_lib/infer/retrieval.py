@@ -1,0 +1,60 @@
+"""Retrieval: find the menu entries relevant to a question with a sentence encoder.
+
+The alternative to fine-tuning that lesson 05 measures: instead of writing
+the facts into the weights, put the few relevant ones into the prompt.
+Documents and questions are embedded with all-MiniLM-L6-v2 (mean pooling over
+real tokens, L2-normalized, as sentence-transformers does for this model), and
+the nearest documents by cosine similarity are returned.
+"""
+
+from typing import Any
+
+import torch
+
+from course_lib.assets.models import load_model, load_tokenizer
+
+ENCODER = "minilm-l6-v2"
+
+
+def menu_documents(menu: dict[str, Any]) -> list[str]:
+    """The restaurant as short text cards: one per dish, one for the hours, one per policy."""
+    cards = []
+    for dish in menu["dishes"]:
+        allergens = ", ".join(dish["allergens"]) or "none of the listed allergens"
+        cards.append(
+            f"{dish['name']} ({dish['category']}), ${dish['price']}. Ingredients: {', '.join(dish['ingredients'])}. "
+            f"Allergens: {allergens}. {'Vegetarian' if dish['vegetarian'] else 'Not vegetarian'}. "
+            f"{'Spicy' if dish['spicy'] else 'Not spicy'}."
+        )
+    hours = "; ".join(
+        f"{day} {'closed' if span is None else span[0] + '-' + span[1]}" for day, span in menu["opening_hours"].items()
+    )
+    cards.append(f"Opening hours: {hours}.")
+    cards += list(menu["policies"].values())
+    return cards
+
+
+@torch.no_grad()
+def embed(texts: list[str], model: Any, tokenizer: Any, batch_size: int = 32) -> torch.Tensor:
+    """Unit-length sentence embeddings: the mean of the token vectors, padding excluded."""
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, return_tensors="pt")
+        hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        chunks.append(torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1))
+    return torch.cat(chunks)
+
+
+class Retriever:
+    """Nearest documents to a query by cosine similarity of MiniLM embeddings."""
+
+    def __init__(self, documents: list[str]) -> None:
+        self.documents = documents
+        self.model, self.tokenizer = load_model(ENCODER), load_tokenizer(ENCODER)
+        self.vectors = embed(documents, self.model, self.tokenizer)
+
+    def search(self, queries: list[str], k: int = 2) -> list[list[str]]:
+        """The ``k`` most similar documents to each query, best first."""
+        scores = embed(queries, self.model, self.tokenizer) @ self.vectors.T
+        return [[self.documents[i] for i in row] for row in scores.topk(k, dim=1).indices.tolist()]

@@ -1,0 +1,1 @@
+"""Notebook tooling: executing, checking, syncing and publishing the lessons."""

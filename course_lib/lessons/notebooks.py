@@ -1,0 +1,235 @@
+"""Running, checking and publishing the lesson notebooks.
+
+``python -m course_lib.lessons.notebooks run`` executes every lesson with papermill
+into a build folder (executed notebook + HTML), times each one and prints a
+table with the lesson's headline result. The test suite executes lessons with
+the same :func:`execute_lesson`. ``check`` verifies that committed notebooks
+are clean and carry the current badges and Colab/Kaggle set-up cell; ``sync``
+rewrites those two from this module, the single place they are defined.
+"""
+
+import argparse
+import importlib.metadata
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from course_lib.assets.packages import ASSET_PACKAGES
+from course_lib.core.paths import REPO_ROOT, build_dir
+from course_lib.core.report import HEADLINE_MIMETYPE
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+COLAB_TAG = "colab-setup"
+PARAMETERS_TAG = "parameters"
+
+
+def lesson_paths() -> list[Path]:
+    """The lesson notebooks, in course order (``00_…``, ``01_…``)."""
+    return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def repository_url() -> str:
+    """The course repository, from the one place it is set: pyproject.toml's [project.urls]."""
+    for entry in importlib.metadata.metadata("course-lib").get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        if label.strip() == "Repository":
+            return url.strip()
+    raise RuntimeError("pyproject.toml has no [project.urls] Repository entry; add it and rerun `make setup`.")
+
+
+def badge_markdown(notebook: str) -> str:
+    """The 'Open in Colab' and 'Open in Kaggle' badges of one notebook."""
+    path = repository_url().removeprefix("https://github.com/")
+    source = f"github/{path}/blob/main/notebooks/{notebook}"
+    colab = f"https://colab.research.google.com/{source}"
+    kaggle = f"https://kaggle.com/kernels/welcome?src=https://github.com/{path}/blob/main/notebooks/{notebook}"
+    return (
+        f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
+        f"[![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]({kaggle})"
+    )
+
+
+def colab_setup_source() -> str:
+    """The first code cell of every lesson: on Colab/Kaggle only, install the course, keep torch."""
+    assets = " ".join(f"{p.distribution}=={p.version}" for p in ASSET_PACKAGES.values())
+    return "\n".join([
+        "# On Colab or Kaggle only: fetch the course and install it, keeping the preinstalled torch.",
+        "# Locally (after `make setup`) this cell does nothing.",
+        "import os, sys",
+        'ON_COLAB, ON_KAGGLE = "google.colab" in sys.modules, "KAGGLE_KERNEL_RUN_TYPE" in os.environ',
+        "if ON_COLAB or ON_KAGGLE:",
+        '    COURSE_DIR = "/content/llm-course" if ON_COLAB else "/kaggle/working/llm-course"',
+        f"    !git clone --depth 1 {repository_url()} {{COURSE_DIR}}",
+        "    %pip install -q -e {COURSE_DIR}",
+        f"    %pip install -q --no-deps {assets}",
+        "    sys.path.insert(0, COURSE_DIR)",
+        '    os.chdir(f"{COURSE_DIR}/notebooks")',
+    ])
+
+
+def _tagged(notebook: Any, tag: str) -> list[Any]:
+    return [cell for cell in notebook.cells if tag in cell.get("metadata", {}).get("tags", [])]
+
+
+def problems(path: Path) -> list[str]:
+    """Why a committed notebook is not clean or not in sync; empty when it is fine."""
+    notebook = nbformat.read(path, as_version=4)
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None):
+            found.append(f"cell {index} has outputs or an execution count")
+        if {"execution", "papermill"} & set(cell.metadata):
+            found.append(f"cell {index} has execution metadata")
+    for key in ("widgets", "papermill"):
+        if key in notebook.metadata:
+            found.append(f"notebook metadata has '{key}'")
+    if notebook.cells[0].cell_type != "markdown" or badge_markdown(path.name) not in notebook.cells[0].source:
+        found.append("first cell lacks the current Colab/Kaggle badges (run `make sync`)")
+    colab = _tagged(notebook, COLAB_TAG)
+    if len(colab) != 1 or colab[0].source != colab_setup_source():
+        found.append(f"needs exactly one '{COLAB_TAG}' cell with the current source (run `make sync`)")
+    if len(_tagged(notebook, PARAMETERS_TAG)) != 1:
+        found.append(f"needs exactly one cell tagged '{PARAMETERS_TAG}' (papermill)")
+    return found
+
+
+def sync(path: Path) -> None:
+    """Clean a notebook and rewrite its badges and set-up cell from this module."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    for key in ("widgets", "papermill"):
+        notebook.metadata.pop(key, None)
+    title = notebook.cells[0]
+    lines = [line for line in title.source.splitlines() if not line.startswith("[![Open in Colab]")]
+    title.source = "\n".join(lines[:1] + ["", badge_markdown(path.name)] + lines[1:]).replace("\n\n\n", "\n\n")
+    for cell in _tagged(notebook, COLAB_TAG):
+        cell.source = colab_setup_source()
+    nbformat.write(notebook, path)
+
+
+@dataclass
+class LessonRun:
+    """One executed lesson: where it went, how long it took, what it found."""
+
+    lesson: str
+    seconds: float
+    headline: str
+    output: str
+    error: str = ""
+
+
+def headline_of(notebook: Any) -> str:
+    """The headline a lesson reported with ``course_lib.core.report.headline`` ('' if none)."""
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if HEADLINE_MIMETYPE in output.get("data", {}):
+                return output["data"][HEADLINE_MIMETYPE]["headline"]
+    return ""
+
+
+def execute_lesson(
+    path: Path, output_dir: Path, parameters: dict[str, Any] | None = None,
+    num_threads: int | None = None, html: bool = False,
+) -> LessonRun:
+    """Execute one lesson on a fresh kernel with papermill; raises if any cell fails."""
+    import papermill
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if num_threads is not None:
+        os.environ["COURSE_NUM_THREADS"] = str(num_threads)
+    output = output_dir / path.name
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(path), str(output), parameters=parameters or {}, cwd=str(path.parent),
+            kernel_name="python3", progress_bar=False, log_output=False,
+        )
+    finally:
+        seconds = time.perf_counter() - started
+    executed = nbformat.read(output, as_version=4)
+    if html:
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_notebook_node(executed)
+        output.with_suffix(".html").write_text(body, encoding="utf-8")
+    return LessonRun(path.stem, round(seconds, 1), headline_of(executed), str(output))
+
+
+def _run_safely(path: Path, output_dir: Path, parameters: dict[str, Any], num_threads: int | None, html: bool) -> LessonRun:
+    started = time.perf_counter()
+    try:
+        return execute_lesson(path, output_dir, parameters, num_threads, html)
+    except Exception as error:  # a failed lesson is reported in the table, the others still run
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return LessonRun(path.stem, round(time.perf_counter() - started, 1), "", str(output_dir / path.name), first_line)
+
+
+def format_table(runs: list[LessonRun]) -> str:
+    """A plain-text table: lesson, wall time, headline (or the error)."""
+    width = max([len(run.lesson) for run in runs] + [6])
+    lines = [f"{'lesson':<{width}}  {'time':>7}  headline", "-" * (width + 40)]
+    for run in runs:
+        result = f"FAILED: {run.error}" if run.error else run.headline
+        lines.append(f"{run.lesson:<{width}}  {run.seconds:>6.1f}s  {result}")
+    lines.append(f"{'total':<{width}}  {sum(run.seconds for run in runs):>6.1f}s")
+    return "\n".join(lines)
+
+
+def run_course(
+    lessons: list[Path], output_dir: Path, parameters: dict[str, Any], jobs: int, html: bool
+) -> list[LessonRun]:
+    """Execute lessons (``jobs`` at a time, sharing the cores) and write report.json."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_run_safely, path, output_dir, parameters, threads, html) for path in lessons]
+        runs = [future.result() for future in futures]
+    (output_dir / "report.json").write_text(json.dumps([asdict(run) for run in runs], indent=2))
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="execute lessons into a build folder and print a table")
+    run.add_argument("lessons", nargs="*", help="lesson files (default: all)")
+    run.add_argument("--out", type=Path, default=build_dir() / "course")
+    run.add_argument("--profile", help="profile for every lesson: cpu or gpu (default: follow the hardware)")
+    run.add_argument("--jobs", type=int, default=1, help="lessons executed at a time")
+    run.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    commands.add_parser("check", help="fail if a committed notebook is dirty or out of sync")
+    commands.add_parser("sync", help="clean notebooks and rewrite badges and the set-up cell")
+    args = parser.parse_args(argv)
+
+    if args.command == "sync":
+        for path in lesson_paths():
+            sync(path)
+            print(f"synced {path.relative_to(REPO_ROOT)}")
+        return 0
+    if args.command == "check":
+        found = {path: problems(path) for path in lesson_paths()}
+        for path, issues in found.items():
+            for issue in issues:
+                print(f"{path.relative_to(REPO_ROOT)}: {issue}")
+        return 1 if any(found.values()) else 0
+    lessons = [Path(p).resolve() for p in args.lessons] or lesson_paths()
+    parameters = {"PROFILE": args.profile} if args.profile else {}
+    started = time.perf_counter()
+    runs = run_course(lessons, args.out, parameters, args.jobs, html=not args.no_html)
+    print(format_table(runs))
+    print(f"wall time {time.perf_counter() - started:.1f}s; executed notebooks and HTML in {args.out}")
+    return 1 if any(run.error for run in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,3 +1,0 @@
-"""The perplexity metric for evaluate.load(path), offline: see course_lib.metrics."""
-
-from course_lib.metrics import Perplexity  # noqa: F401

@@ -1,3 +1,0 @@
-"""The recall metric for evaluate.load(path), offline: see course_lib.metrics."""
-
-from course_lib.metrics import Recall  # noqa: F401

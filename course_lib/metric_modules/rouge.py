@@ -1,3 +1,0 @@
-"""The rouge metric for evaluate.load(path), offline: see course_lib.metrics."""
-
-from course_lib.metrics import Rouge  # noqa: F401

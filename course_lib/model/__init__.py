@@ -1,0 +1,1 @@
+"""The transformer, piece by piece and from scratch: tokenizers, positions, attention, the decoder, mixture of experts."""

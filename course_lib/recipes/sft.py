@@ -1,0 +1,59 @@
+"""The fine-tuned Sakura Sushi model, built once per recipe and reused by every later lesson.
+
+:func:`sakura_sft_model` trains on a cache miss and reads the cache
+otherwise; the cache key covers the recipe, the data, and the source of every
+course_lib module this one imports, directly or not (:mod:`course_lib.recipes.artifacts`).
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from course_lib.assets.models import load_model, load_tokenizer
+from course_lib.core.profiles import Profile
+from course_lib.recipes.artifacts import cached_artifact
+from course_lib.sakura.datasets import rows_about, taught_facts
+from course_lib.train.sft import fine_tune, replay_rows, training_config
+
+HISTORY_FILE = "history.json"
+
+
+@dataclass(frozen=True)
+class SFTRecipe:
+    """Everything that decides a fine-tuned Sakura model (the artefact's cache key)."""
+
+    model_name: str
+    num_facts: int | None
+    learning_rate: float
+    steps: int
+    batch_size: int
+    max_seq_length: int
+    seed: int
+    replay: bool = False
+    replay_max_new_tokens: int = 32
+
+    @classmethod
+    def from_profile(cls, profile: Profile, num_facts: int | None, learning_rate: float, replay: bool = False) -> "SFTRecipe":
+        return cls(profile.model_name, num_facts, learning_rate, profile.train_steps, profile.train_batch_size,
+                   profile.max_seq_length, profile.seed, replay)
+
+
+def sakura_sft_model(recipe: SFTRecipe, profile: Profile) -> Path:
+    """A folder with the fine-tuned model, its tokenizer and history.json: trained once, then cached."""
+
+    def build(folder: Path) -> None:
+        model = load_model(recipe.model_name, dtype=profile.dtype, device=profile.device)
+        tokenizer = load_tokenizer(recipe.model_name)
+        train_rows = rows_about("qa_train", taught_facts(recipe.num_facts, recipe.seed))
+        if recipe.replay:
+            train_rows = train_rows + replay_rows(model, tokenizer, recipe.replay_max_new_tokens)
+        config = training_config(
+            folder / "checkpoints", profile, max_steps=recipe.steps, learning_rate=recipe.learning_rate,
+            per_device_train_batch_size=recipe.batch_size, max_length=recipe.max_seq_length, seed=recipe.seed,
+        )
+        history = fine_tune(model, tokenizer, train_rows, config)
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+        (folder / HISTORY_FILE).write_text(json.dumps(history, indent=2))
+
+    return cached_artifact("sakura-sft", recipe.__dict__, build, recipe_module=__name__)

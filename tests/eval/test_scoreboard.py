@@ -1,0 +1,23 @@
+"""The course-wide comparison table."""
+
+from pathlib import Path
+
+import pytest
+
+from course_lib.eval import scoreboard
+
+
+@pytest.fixture(autouse=True)
+def _isolated_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))
+
+
+def test_rows_are_added_then_replaced_per_model_and_profile() -> None:
+    assert scoreboard.load() == []
+    scoreboard.record("base", "05", "cpu", {"fact_accuracy": 0.0})
+    scoreboard.record("sft", "05", "cpu", {"fact_accuracy": 0.6})
+    scoreboard.record("base", "05", "cpu", {"fact_accuracy": 0.05})
+    scoreboard.record("base", "05", "gpu", {"fact_accuracy": 0.1})
+    assert [(r["model"], r["profile"], r["fact_accuracy"]) for r in scoreboard.load()] == [
+        ("base", "cpu", 0.05), ("sft", "cpu", 0.6), ("base", "gpu", 0.1),
+    ]

@@ -1,0 +1,49 @@
+"""Chat generation: batched equals one at a time, prompt lengths are counted, the tokenizer is left as found."""
+
+import pytest
+
+from course_lib.assets.models import load_model, load_tokenizer
+from course_lib.data.chat_format import chat_messages
+from course_lib.infer.chat import chat, generate_chat, generate_replies
+
+pytestmark = pytest.mark.real_model
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    return load_model("smollm2-135m-instruct"), load_tokenizer("smollm2-135m-instruct")
+
+
+def test_left_padded_batch_equals_single_prompts(smollm) -> None:
+    model, tokenizer = smollm
+    prompts = ["What is the capital of France?", "Name a colour.", "Do you like sushi with a lot of wasabi on it?"]
+    batched = generate_replies(model, tokenizer, prompts, max_new_tokens=8, batch_size=3)
+    assert batched == [chat(model, tokenizer, p, max_new_tokens=8) for p in prompts]
+    assert "Paris" in batched[0]
+
+
+def test_system_prompt_comes_first() -> None:
+    assert chat_messages("hi", system="Be brief.") == [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"},
+    ]
+    assert chat_messages("hi") == [{"role": "user", "content": "hi"}]
+
+
+def test_a_conversation_prompt_equals_its_user_message(smollm) -> None:
+    model, tokenizer = smollm
+    as_text = generate_replies(model, tokenizer, ["Name a colour."], max_new_tokens=6, system="Be brief.")
+    as_messages = generate_replies(model, tokenizer, [chat_messages("Name a colour.", system="Be brief.")], max_new_tokens=6)
+    assert as_text == as_messages
+
+
+def test_prompt_lengths_are_the_templated_prompts_and_padding_side_is_restored(smollm) -> None:
+    model, tokenizer = smollm
+    prompts = ["Hi", [{"role": "user", "content": "Name three colours, please."}]]
+    side = tokenizer.padding_side
+    generation = generate_chat(model, tokenizer, prompts, max_new_tokens=2, batch_size=2)
+    expected = [len(tokenizer.apply_chat_template(chat_messages("Hi"), add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"]),
+                len(tokenizer.apply_chat_template(prompts[1], add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"])]
+    assert generation.prompt_tokens == expected and expected[0] != expected[1]
+    assert len(generation.replies) == 2 and tokenizer.padding_side == side

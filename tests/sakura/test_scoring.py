@@ -1,0 +1,35 @@
+"""Scorers of answers on the running example."""
+
+from course_lib.sakura.scoring import answers_question, contains_facts, fold_text, follows_house_voice, rate
+
+
+def test_fold_text_folds_case_width_and_spaces() -> None:
+    assert fold_text("  Ｓalmon\tNIGIRI \n") == "salmon nigiri"
+
+
+def test_contains_facts_needs_every_fact() -> None:
+    answer = "Irasshaimase! The Eel Nigiri contains fish, soy and gluten."
+    assert contains_facts(answer, ["fish", "SOY", "gluten"])
+    assert not contains_facts(answer, ["fish", "sesame"])
+
+
+def test_opposite_flags_do_not_match() -> None:
+    assert not contains_facts("No, the Miso Soup is not vegetarian.", ["is vegetarian"])
+    assert contains_facts("No, the Miso Soup is not vegetarian.", ["not vegetarian"])
+
+
+def test_house_voice_needs_greeting_and_sign_off() -> None:
+    assert follows_house_voice(" Irasshaimase! We deliver. Arigato, Sakura Sushi. ")
+    assert not follows_house_voice("Irasshaimase! We deliver.")
+    assert not follows_house_voice("We deliver. Arigato, Sakura Sushi.")
+
+
+def test_answers_question_matches_whole_words_only() -> None:
+    assert answers_question("A spider has 8 legs.", ["eight", "8"])
+    assert not answers_question("It was built in 1800.", ["8"])
+    assert answers_question("Mount Everest, of course", ["Everest"])
+
+
+def test_rate() -> None:
+    assert rate([True, False, True, True]) == 0.75
+    assert rate([]) == 0.0
