@@ -24,6 +24,7 @@ _NOISY_WARNINGS = (
     ".*gradient_checkpointing.*",
     ".*use_reentrant.*",
     ".*torch_dtype.*is deprecated.*",
+    ".*Position ids are not supported for parameter efficient tuning.*",
 )
 
 

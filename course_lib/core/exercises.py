@@ -30,6 +30,9 @@ ANSWER_HASHES: dict[str, str] = {
     "03-top-p-survivors": "d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35",
     "03-distinct-2": "ce5d3aa79ae56155078af52e8fac68eb2d0a78489f82bc26c1e1bbc667ba9fde",
     "03-uncached-tokens": "da7ad11e10c382398d0aa803c42ae16e960f2f39c64cb8b10ffda1770d82f568",
+    "06-lora-q-proj": "1b21182d31e4941b4dcd2ba3e83f5970ded2005027f8bf0d13c563743b9b6756",
+    "06-lora-all-linear-r16": "e60cb9346a5e378124c4ce8213977a9ba4a8f15e77accc0889e8cbf686965765",
+    "06-soft-prompt-20": "b19eaa4c809510725e30852809aceb36c1069d7cb30c6124749212274b72b22a",
 }
 
 

@@ -85,6 +85,23 @@ def fine_tune(
     return trainer.state.log_history
 
 
+def fine_tune_adapter(
+    model: Any, tokenizer: Any, train_rows: list[dict[str, Any]], config: Any, peft_config: Any,
+) -> tuple[Any, list[dict[str, float]]]:
+    """Train a peft adapter (LoRA, prompt or prefix tuning, IA3, ...) on a frozen ``model`` with SFTTrainer.
+
+    Returns the trained ``PeftModel`` (generate with it; ``disable_adapter()`` gives the base back)
+    and the trainer's log history. Only the adapter's parameters change.
+    """
+    from trl import SFTTrainer
+
+    trainer = SFTTrainer(model=model, args=config, processing_class=tokenizer, peft_config=peft_config,
+                         train_dataset=conversational(train_rows))
+    trainer.train()
+    trainer.model.eval()
+    return trainer.model, trainer.state.log_history
+
+
 def replay_rows(model: Any, tokenizer: Any, max_new_tokens: int) -> list[dict[str, Any]]:
     """General questions with the base model's own answers, to mix into fine-tuning data."""
     answers = generate_replies(model, tokenizer, list(REPLAY_QUESTIONS), max_new_tokens=max_new_tokens)

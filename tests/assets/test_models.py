@@ -131,3 +131,31 @@ def test_a_local_folder_loads_like_from_pretrained(tmp_path: Path) -> None:
 def test_a_missing_folder_is_not_mistaken_for_a_hub_id(tmp_path: Path) -> None:
     with pytest.raises(UnknownModelError, match="not a local folder either"):
         load_model(str(tmp_path / "no-such-model"))
+
+
+def test_lora_on_a_4bit_model_still_learns_after_a_generate(tmp_path: Path) -> None:
+    """The AVX512-BF16 trap: a forward on a Linear4bit before training must not leave LoRA with zero gradients."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=128, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "tiny", safe_serialization=True)
+    model = load_model(str(tmp_path / "tiny"), load_in_4bit=True)
+    assert all(not m.support_avx512bf16_for_cpu for m in model.modules() if type(m).__name__ == "Linear4bit")
+    batch = torch.randint(0, 128, (2, 12))
+    model.generate(batch[:, :4], max_new_tokens=3, do_sample=False)  # the inference forward that used to repack
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(8):
+        loss = model(input_ids=batch, labels=batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        if len(losses) == 1:  # from the second step on, B != 0 and A gets a gradient too
+            gradients = [p.grad for n, p in model.named_parameters() if "lora_" in n]
+            assert gradients and all(g is not None and g.abs().sum() > 0 for g in gradients)
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.1, losses

@@ -1,0 +1,71 @@
+"""Peak memory of a piece of work: the resident memory of a process (and its children), sampled while it runs.
+
+PyTorch on a CPU has no ``max_memory_allocated``; the operating system's view
+(resident set size) is what decides whether a laptop swaps, so that is what
+the course reports, sampled every few milliseconds by a background thread.
+"""
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+import psutil
+
+
+def resident_bytes(process: psutil.Process, include_children: bool = True) -> int:
+    """Resident memory of a process, plus its children's if asked (processes that vanish count 0)."""
+    processes = [process] + (process.children(recursive=True) if include_children else [])
+    total = 0
+    for each in processes:
+        try:
+            total += each.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+@dataclass
+class PeakMemory:
+    """A context manager that records the highest resident memory seen while its block runs.
+
+    ``with PeakMemory() as peak: work()`` then ``peak.peak_bytes`` (and ``peak.gib``);
+    ``peak.start_bytes`` is the memory before the block, so ``peak.added_bytes``
+    is what the work itself needed on top.
+    """
+
+    pid: int = field(default_factory=os.getpid)
+    include_children: bool = True
+    interval_s: float = 0.01
+    start_bytes: int = 0
+    peak_bytes: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def _sample(self) -> None:
+        process = psutil.Process(self.pid)
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, resident_bytes(process, self.include_children))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> "PeakMemory":
+        self.start_bytes = self.peak_bytes = resident_bytes(psutil.Process(self.pid), self.include_children)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, resident_bytes(psutil.Process(self.pid), self.include_children))
+
+    @property
+    def added_bytes(self) -> int:
+        """Peak minus the memory at the start: what the block needed on top of what was already there."""
+        return self.peak_bytes - self.start_bytes
+
+    @property
+    def gib(self) -> float:
+        """The peak in GiB."""
+        return self.peak_bytes / 2**30
