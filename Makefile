@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup test test-fast course lab data sync check freeze clean
+.PHONY: setup test test-fast course lab data sync check student site freeze clean
 
 ## setup: create .venv and install the pinned stack and the offline assets (idempotent)
 setup: $(STAMP)
@@ -42,9 +42,18 @@ data: setup
 sync: setup
 	$(BIN)/python -m course_lib.lessons.notebooks sync
 
-## check: fail if a committed notebook has outputs or is out of sync
+## check: fail if a committed notebook has outputs or is out of sync, or the student edition is stale
 check: setup
 	$(BIN)/python -m course_lib.lessons.notebooks check
+	$(BIN)/python -m course_lib.lessons.editions check
+
+## student: write the student edition into student/ (every solution replaced by a placeholder, with nbgrader)
+student: setup
+	$(BIN)/python -m course_lib.lessons.editions write
+
+## site: build the course website into build/site from the lessons `make test` executed (MkDocs Material)
+site: setup
+	$(BIN)/python -m course_lib.lessons.site
 
 ## freeze: re-pin constraints.txt from the current environment
 freeze: setup

@@ -1,13 +1,26 @@
-"""Cell-checked exercises: a student's answer is compared with a stored fingerprint.
+"""Cell-checked exercises: answers compared with a fingerprint, functions compared with the course's own.
 
-Answers are kept as SHA-256 hashes of a canonical form, so the check tells
-right from wrong without printing the answer. Each lesson's exercise cells
-call :func:`check_answer`; CI runs them with the reference solutions.
+Numeric and short answers are kept as SHA-256 hashes of a canonical form, so
+:func:`check_answer` tells right from wrong without printing the answer; reals
+are compared to 4 significant digits, give or take one unit in the last.
+Coding exercises call :func:`check_function`: the student's function and the
+course's reference implementation (passed in by the notebook, so this bottom
+layer imports nothing above it) run on the same random inputs, and the first
+disagreement is reported with its input, the expected and the actual result.
 """
 
+import copy
 import hashlib
 import json
+import math
+import random
+from collections.abc import Callable
 from typing import Any
+
+import torch
+
+SIGNIFICANT_DIGITS = 4
+REAL_TOLERANCE = 1e-9  # a float this close to an integer is that integer (6950.0 answers 6950)
 
 ANSWER_HASHES: dict[str, str] = {
     "00-vegetarian-dishes": "3fdba35f04dc8c462986c992bcf875546257113072a909c162f7e470e581e278",
@@ -16,7 +29,7 @@ ANSWER_HASHES: dict[str, str] = {
     "01-portuguese-tokens": "4ec9599fc203d176a301536c2e091a19bc852759b255bd6818810a42c5fed14a",
     "01-kv-bytes-per-token": "285e617908891ae7794fb158947b5d20fcd1fd1515fcf891a0f4803d35e52955",
     "01-moe-active-parameters": "414623701376833a3c528ec9321ba2e1cf915bf7474838a6034d9bee2c168223",
-    "02-perplexity": "c0ccd5230bf8f1879e9d69d92cec606911cb1270011f5955fd66fc5dc8f1f215",
+    "02-perplexity": "5e2584ba45cf757530b9a404be69e6608a557e00f2ef10eade3cf121d6ba02fc",
     "02-smollm2-tokens-per-parameter": "f6af135361fa39be7466da718e8d4bf14d5d3a7125df48da44a90d088817f7f1",
     "02-chinchilla-parameters": "2dc1c7d49f47ce224352caf77feffc52ed045169db284714cbf724a26fcd6845",
     "04-off-voice-drops": "4a44dc15364204a80fe80e9039455cc1608281820fe2b24f1e5233ade6af1dd5",
@@ -24,7 +37,7 @@ ANSWER_HASHES: dict[str, str] = {
     "04-lost-at-0.7": "71ee45a3c0db9a9865f7313dd3372cf60dca6479d46261f3542eb9346e4a04d6",
     "04-trained-tokens": "59e19706d51d39f66711c2653cd7eb1291c94d9b55eb14bda74ce4dc636d015a",
     "05-epochs": "b1133c6354aaff809f802709e53dacce82e609f9dc426c2da77dc68cf6fe64a0",
-    "05-too-low-rate": "8aed642bf5118b9d3c859bd4be35ecac75b6e873cce34e7b6f554b06f75550d7",
+    "05-too-low-rate": "a2256756983e68a7911ccf954982c3c765802f6aae4f6f551fce976cefa9b585",
     "05-few-shot-tokens": "fa2b7af0a811b9acde602aacb78e3638e8506dfead5fe6c3425b10b526f94bdd",
     "03-temperature-peak": "c16cd6547c5a0113bde814d7116be60609c8112a319ecd95eb086fb213361ad2",
     "03-top-p-survivors": "d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35",
@@ -36,13 +49,31 @@ ANSWER_HASHES: dict[str, str] = {
 }
 
 
+def plain(value: Any) -> Any:
+    """Python numbers and lists in place of numpy/torch ones: 0-d tensors and numpy scalars become numbers."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return plain(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _rounded(value: float) -> float | int:
+    """An integer when ``value`` is one up to float noise, else ``value`` to 4 significant digits."""
+    if math.isfinite(value) and abs(value - round(value)) <= REAL_TOLERANCE * max(1.0, abs(value)):
+        return int(round(value))
+    rounded = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    return int(rounded) if rounded.is_integer() else rounded
+
+
 def canonical(value: Any) -> str:
-    """A stable text form: floats rounded to 4 decimals, strings case-folded and stripped."""
+    """A stable text form: integral floats as integers, other reals to 4 significant digits, strings case-folded."""
+    value = plain(value)
     if isinstance(value, float):
-        return json.dumps(round(value, 4))
+        return json.dumps(_rounded(value))
     if isinstance(value, str):
         return json.dumps(value.strip().casefold())
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return "[" + ",".join(canonical(v) for v in value) + "]"
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -52,10 +83,84 @@ def fingerprint(value: Any) -> str:
     return hashlib.sha256(canonical(value).encode()).hexdigest()
 
 
+def _within_tolerance(value: Any) -> list[Any]:
+    """``value`` and, for a non-integral real, its neighbours one unit away in the last significant digit."""
+    value = plain(value)
+    if not isinstance(value, float) or not math.isfinite(value) or value == 0:
+        return [value]
+    rounded = _rounded(value)
+    if isinstance(rounded, int):
+        return [value]
+    unit = 10.0 ** (math.floor(math.log10(abs(rounded))) - SIGNIFICANT_DIGITS + 1)
+    return [rounded, rounded - unit, rounded + unit]
+
+
 def check_answer(exercise: str, value: Any) -> None:
     """Print whether ``value`` answers the exercise; raise AssertionError when it does not."""
     if exercise not in ANSWER_HASHES:
         raise KeyError(f"Unknown exercise '{exercise}'. Known: {', '.join(ANSWER_HASHES)}.")
-    if fingerprint(value) != ANSWER_HASHES[exercise]:
+    if not any(fingerprint(v) == ANSWER_HASHES[exercise] for v in _within_tolerance(value)):
         raise AssertionError(f"Exercise {exercise}: {value!r} is not the expected answer. Try again!")
     print(f"Exercise {exercise}: correct.")
+
+
+def same_result(expected: Any, got: Any, tolerance: float = 1e-5) -> bool:
+    """Whether two results agree: tensors in shape, dtype and values (NaN and ±inf in the same places),
+    reals within ``tolerance`` (relative and absolute), booleans exactly, containers element by element."""
+    if isinstance(expected, torch.Tensor):
+        return (isinstance(got, torch.Tensor) and got.shape == expected.shape and got.dtype == expected.dtype
+                and torch.allclose(got, expected, rtol=tolerance, atol=tolerance, equal_nan=True))
+    if isinstance(expected, bool):
+        return isinstance(plain(got), bool) and plain(got) == expected
+    if isinstance(expected, (int, float)):
+        got = plain(got)
+        return (isinstance(got, (int, float)) and not isinstance(got, bool)
+                and math.isclose(got, expected, rel_tol=tolerance, abs_tol=tolerance))
+    if isinstance(expected, (list, tuple)):
+        return (isinstance(got, (list, tuple)) and len(got) == len(expected)
+                and all(same_result(e, g, tolerance) for e, g in zip(expected, got)))
+    if isinstance(expected, dict):
+        return (isinstance(got, dict) and got.keys() == expected.keys()
+                and all(same_result(expected[k], got[k], tolerance) for k in expected))
+    return bool(got == expected)
+
+
+def _shown(value: Any, limit: int = 400) -> str:
+    """A readable, bounded repr for failure messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def check_function(
+    exercise: str,
+    candidate: Callable[..., Any],
+    reference: Callable[..., Any],
+    make_inputs: Callable[[random.Random], dict[str, Any]],
+    trials: int = 20,
+    seed: int = 0,
+    tolerance: float = 1e-5,
+) -> None:
+    """Check a student's function against the course's reference on ``trials`` random inputs.
+
+    ``make_inputs(rng)`` returns the keyword arguments of one call; it may draw
+    from ``rng`` and from torch's generator, both seeded per trial, so every run
+    sees the same inputs. Each function gets its own copy of the inputs. Raises
+    AssertionError naming the input, the expected and the actual result at the
+    first disagreement, or saying the function is not written yet.
+    """
+    for trial in range(trials):
+        torch.manual_seed(seed + trial)
+        inputs = make_inputs(random.Random(seed + trial))
+        call = f"{candidate.__name__}({', '.join(f'{k}={_shown(v, 200)}' for k, v in inputs.items())})"
+        expected = reference(**copy.deepcopy(inputs))
+        try:
+            got = candidate(**copy.deepcopy(inputs))
+        except NotImplementedError:
+            raise AssertionError(f"Exercise {exercise}: {candidate.__name__} is not written yet: "
+                                 "replace `raise NotImplementedError()` with your code.") from None
+        except Exception as error:
+            raise AssertionError(f"Exercise {exercise}: {call} raised {type(error).__name__}: {error}") from error
+        if not same_result(expected, got, tolerance):
+            raise AssertionError(f"Exercise {exercise}: wrong result on random input {trial + 1} of {trials}\n"
+                                 f"  call:     {call}\n  expected: {_shown(expected)}\n  got:      {_shown(got)}")
+    print(f"Exercise {exercise}: correct on {trials} random inputs.")

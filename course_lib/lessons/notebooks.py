@@ -44,16 +44,26 @@ def repository_url() -> str:
     raise RuntimeError("pyproject.toml has no [project.urls] Repository entry; add it and rerun `make setup`.")
 
 
-def badge_markdown(notebook: str) -> str:
-    """The 'Open in Colab' and 'Open in Kaggle' badges of one notebook."""
-    path = repository_url().removeprefix("https://github.com/")
-    source = f"github/{path}/blob/main/notebooks/{notebook}"
-    colab = f"https://colab.research.google.com/{source}"
-    kaggle = f"https://kaggle.com/kernels/welcome?src=https://github.com/{path}/blob/main/notebooks/{notebook}"
+def open_urls(path: str) -> dict[str, str]:
+    """Where a notebook of the repository (e.g. 'student/00_setup_and_tour.ipynb') opens: Colab and Kaggle."""
+    repository = repository_url().removeprefix("https://github.com/")
+    return {"Colab": f"https://colab.research.google.com/github/{repository}/blob/main/{path}",
+            "Kaggle": f"https://kaggle.com/kernels/welcome?src=https://github.com/{repository}/blob/main/{path}"}
+
+
+def _badges(path: str) -> str:
+    """The 'Open in Colab' and 'Open in Kaggle' badges of one notebook of the repository."""
+    urls = open_urls(path)
     return (
-        f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
-        f"[![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]({kaggle})"
+        f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({urls['Colab']}) "
+        f"[![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]({urls['Kaggle']})"
     )
+
+
+def badge_markdown(notebook: str) -> str:
+    """The badges of a lesson, one line: its instructor edition (notebooks/) and its student edition (student/)."""
+    return (f"Instructor edition, with solutions: {_badges(f'notebooks/{notebook}')} · "
+            f"Student edition, exercises to do: {_badges(f'student/{notebook}')}")
 
 
 def colab_setup_source() -> str:
@@ -111,7 +121,7 @@ def sync(path: Path) -> None:
     for key in ("widgets", "papermill"):
         notebook.metadata.pop(key, None)
     title = notebook.cells[0]
-    lines = [line for line in title.source.splitlines() if not line.startswith("[![Open in Colab]")]
+    lines = [line for line in title.source.splitlines() if "[![Open in Colab]" not in line]
     title.source = "\n".join(lines[:1] + ["", badge_markdown(path.name)] + lines[1:]).replace("\n\n\n", "\n\n")
     for cell in _tagged(notebook, COLAB_TAG):
         cell.source = colab_setup_source()
