@@ -1,4 +1,4 @@
-"""Shared test set-up: offline, one thread per worker, seeded; shared fixtures; a notebook timing table at the end.
+"""Shared test set-up: offline, one thread per worker, seeded; shared fixtures; a notebook time and memory table at the end.
 
 Markers: ``real_model`` on tests that load the real pretrained weights or their
 converted folder, ``notebook`` on the end-to-end lesson runs; ``make test-fast``
@@ -41,7 +41,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not records:
         return
     runs = [LessonRun(**{k: v for k, v in r.items() if k != "threads"}) for r in records]
-    terminalreporter.section(f"notebook wall times ({records[0]['threads']} thread(s) each)")
+    terminalreporter.section(f"notebook wall times and peak memory ({records[0]['threads']} thread(s) each)")
     terminalreporter.write_line(format_table(runs))
     report = TIMES_DIR / "report.txt"
     report.write_text(format_table(runs) + "\n")
