@@ -59,13 +59,25 @@ def smollm2_tokenizer():
     return load_tokenizer("smollm2-135m-instruct")
 
 
+@pytest.fixture(scope="session")
+def chat_tokenizer():
+    """GPT-2's BPE tokenizer (an offline asset, no model weights) with a minimal chat template: SFT without SmolLM2."""
+    tokenizer = load_tokenizer("gpt2")
+    tokenizer.chat_template = (
+        "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|endoftext|>{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 @pytest.fixture
 def tiny_llama():
-    """A factory of random 2-layer Llamas with SmolLM2's vocabulary size: they train in a second."""
+    """A factory of random 2-layer Llamas (SmolLM2's vocabulary size unless told): they train in a second."""
 
-    def make() -> LlamaForCausalLM:
+    def make(vocab_size: int = 49152) -> LlamaForCausalLM:
         torch.manual_seed(0)
-        config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                              num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
         return LlamaForCausalLM(config)
 
