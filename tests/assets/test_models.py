@@ -139,3 +139,14 @@ def test_a_deleted_tokenizer_file_is_converted_again(fake_conversion: list[Path]
 
 def test_an_intact_converted_model_is_not_converted_again(fake_conversion: list[Path]) -> None:
     assert model_dir(SMOLLM) == model_dir(SMOLLM) and len(fake_conversion) == 1
+
+
+def test_4bit_loading_without_bitsandbytes_names_the_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_llama
+) -> None:
+    tiny_llama().save_pretrained(tmp_path / "tiny")
+    real_find_spec = course_lib.assets.models.importlib.util.find_spec
+    monkeypatch.setattr(course_lib.assets.models.importlib.util, "find_spec",
+                        lambda name: None if name == "bitsandbytes" else real_find_spec(name))
+    with pytest.raises(ImportError, match=r"load_in_4bit=True needs bitsandbytes, which is not installed: run `make setup`"):
+        load_model(str(tmp_path / "tiny"), load_in_4bit=True)
