@@ -17,7 +17,9 @@ from course_lib.assets.models import load_model, load_tokenizer
 from course_lib.core.profiles import Profile
 from course_lib.recipes.artifacts import cached_artifact
 from course_lib.sakura.datasets import rows_about, taught_facts
-from course_lib.train.sft import fine_tune, last_complete_checkpoint, replay_rows, training_config
+from course_lib.train.sft import (
+    checkpoint_settings, fine_tune, last_complete_checkpoint, replay_rows, training_config,
+)
 
 HISTORY_FILE = "history.json"
 
@@ -54,6 +56,7 @@ def sakura_sft_model(recipe: SFTRecipe, profile: Profile) -> Path:
         config = training_config(
             scratch, profile, max_steps=recipe.steps, learning_rate=recipe.learning_rate,
             per_device_train_batch_size=recipe.batch_size, max_length=recipe.max_seq_length, seed=recipe.seed,
+            **checkpoint_settings(profile.checkpoint_every),
         )
         history = fine_tune(model, tokenizer, train_rows, config, resume_from=last_complete_checkpoint(scratch))
         model.save_pretrained(folder, safe_serialization=True)

@@ -3,10 +3,10 @@
 Training uses conversational prompt-completion rows
 (:func:`course_lib.data.chat_format.to_conversational`), so the loss covers
 the assistant's answer only. The cached Sakura model later lessons reuse is
-built by :mod:`course_lib.recipes.sft`. When the profile asks for it
-(``checkpoint_every``), training writes the Trainer's checkpoints (weights,
-optimizer, scheduler, RNG states) and :func:`fine_tune` can resume from the
-last complete one: the result equals an uninterrupted run's.
+built by :mod:`course_lib.recipes.sft`. With :func:`checkpoint_settings`,
+training writes the Trainer's checkpoints (weights, optimizer, scheduler, RNG
+states) and :func:`fine_tune` can resume from the last complete one: the
+result equals an uninterrupted run's.
 """
 
 import re
@@ -69,10 +69,15 @@ def training_config(output_dir: Path, profile: Profile, **overrides: Any) -> Any
         "dataloader_num_workers": 0,
         "disable_tqdm": False,
     }
-    if profile.checkpoint_every:
-        # One checkpoint is enough: the Trainer deletes the previous one only after the new one is complete.
-        settings |= {"save_strategy": "steps", "save_steps": profile.checkpoint_every, "save_total_limit": 1}
     return SFTConfig(**(settings | overrides))
+
+
+def checkpoint_settings(every: int) -> dict[str, Any]:
+    """SFTConfig overrides that write a resumable checkpoint every ``every`` steps; none for 0.
+
+    One checkpoint is kept: the Trainer deletes the previous one only after the new one is complete.
+    """
+    return {"save_strategy": "steps", "save_steps": every, "save_total_limit": 1} if every else {}
 
 
 def last_complete_checkpoint(output_dir: Path) -> Path | None:

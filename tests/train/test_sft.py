@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from course_lib.core.profiles import PROFILES
-from course_lib.train.sft import last_complete_checkpoint, training_config, training_losses
+from course_lib.train.sft import checkpoint_settings, last_complete_checkpoint, training_config, training_losses
 
 
 def test_training_config_is_cpu_safe_on_the_cpu_profile(tmp_path: Path) -> None:
@@ -17,11 +17,11 @@ def test_training_losses_keep_the_logged_steps_only() -> None:
     assert training_losses(history) == [2.0, 1.5]
 
 
-def test_checkpoints_follow_the_profile(tmp_path: Path) -> None:
-    assert training_config(tmp_path, PROFILES["cpu"]).save_strategy == "no"
-    config = training_config(tmp_path, PROFILES["cpu"].with_overrides(checkpoint_every=5))
+def test_checkpoint_settings_save_every_n_steps_or_never(tmp_path: Path) -> None:
+    assert training_config(tmp_path, PROFILES["cpu"], **checkpoint_settings(0)).save_strategy == "no"
+    config = training_config(tmp_path, PROFILES["cpu"], **checkpoint_settings(5))
     assert (config.save_strategy, config.save_steps, config.save_total_limit) == ("steps", 5, 1)
-    assert PROFILES["gpu"].checkpoint_every > 0
+    assert (PROFILES["cpu"].checkpoint_every, PROFILES["gpu"].checkpoint_every) == (0, 50)
 
 
 def test_last_complete_checkpoint_skips_one_interrupted_while_saving(tmp_path: Path) -> None:
