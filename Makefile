@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup test test-fast course lab data sync check student site freeze clean
+.PHONY: setup test test-fast test-latest course lab data sync check student site freeze clean
 
 ## setup: create .venv and install the pinned stack and the offline assets (idempotent)
 setup: $(STAMP)
@@ -25,6 +25,11 @@ test: setup
 ## test-fast: the unit tests that need neither the real model nor a notebook run (under a minute)
 test-fast: setup
 	$(BIN)/python -m pytest -n 2 -m "not real_model and not notebook"
+
+## test-latest: the newest transformers, trl, peft, datasets, accelerate, evaluate (torch pinned) in .venv-latest:
+## the fast tests and lessons 00 and 04; prints the versions and what broke (not CI)
+test-latest:
+	PYTHON=$(PYTHON) TORCH_SPEC="$(TORCH_SPEC)" .ci/test-latest
 
 ## course: execute all lessons into build/course (notebooks + HTML) and print a table
 course: setup

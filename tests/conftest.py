@@ -1,4 +1,4 @@
-"""Shared test set-up: offline, one thread per worker, seeded; shared fixtures; a notebook timing table at the end.
+"""Shared test set-up: offline, one thread per worker, seeded; shared fixtures; a notebook time and memory table at the end.
 
 Markers: ``real_model`` on tests that load the real pretrained weights or their
 converted folder, ``notebook`` on the end-to-end lesson runs; ``make test-fast``
@@ -41,7 +41,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not records:
         return
     runs = [LessonRun(**{k: v for k, v in r.items() if k != "threads"}) for r in records]
-    terminalreporter.section(f"notebook wall times ({records[0]['threads']} thread(s) each)")
+    terminalreporter.section(f"notebook wall times and peak memory ({records[0]['threads']} thread(s) each)")
     terminalreporter.write_line(format_table(runs))
     report = TIMES_DIR / "report.txt"
     report.write_text(format_table(runs) + "\n")
@@ -59,13 +59,25 @@ def smollm2_tokenizer():
     return load_tokenizer("smollm2-135m-instruct")
 
 
+@pytest.fixture(scope="session")
+def chat_tokenizer():
+    """GPT-2's BPE tokenizer (an offline asset, no model weights) with a minimal chat template: SFT without SmolLM2."""
+    tokenizer = load_tokenizer("gpt2")
+    tokenizer.chat_template = (
+        "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|endoftext|>{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 @pytest.fixture
 def tiny_llama():
-    """A factory of random 2-layer Llamas with SmolLM2's vocabulary size: they train in a second."""
+    """A factory of random 2-layer Llamas (SmolLM2's vocabulary size unless told): they train in a second."""
 
-    def make() -> LlamaForCausalLM:
+    def make(vocab_size: int = 49152) -> LlamaForCausalLM:
         torch.manual_seed(0)
-        config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                              num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
         return LlamaForCausalLM(config)
 

@@ -1,7 +1,8 @@
 """Every lesson, executed end to end on a fresh kernel with the default profile, offline.
 
-Each run's wall time goes to build/test-notebooks/<lesson>.json; conftest.py
-prints the table at the end of the session.
+Each run's wall time and peak memory go to build/test-notebooks/<lesson>.json;
+conftest.py prints the table at the end of the session. On the cpu profile
+every lesson must stay under the memory budget (a laptop with 8 GB).
 """
 
 import json
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from course_lib.core.environment import default_profile_name
 from course_lib.core.paths import build_dir
-from course_lib.lessons.notebooks import execute_lesson, lesson_paths
+from course_lib.lessons.notebooks import execute_lesson, lesson_paths, memory_budget_gb
 
 TIMES_DIR = build_dir() / "test-notebooks"
 
@@ -25,3 +27,6 @@ def test_lesson_runs_top_to_bottom(path: Path) -> None:
     run = execute_lesson(path, TIMES_DIR, num_threads=threads)
     (TIMES_DIR / f"{path.stem}.json").write_text(json.dumps(asdict(run) | {"threads": threads}))
     assert run.headline, f"{path.name} reported no headline (course_lib.core.report.headline)"
+    if default_profile_name() == "cpu":
+        budget = memory_budget_gb(path.stem)
+        assert run.peak_gb < budget, f"{path.name} peaked at {run.peak_gb} GB on the cpu profile (budget {budget} GB)"

@@ -9,6 +9,7 @@ safetensors are loaded, never with remote code.
 """
 
 import difflib
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,6 +202,11 @@ def load_model(
         model_class = transformers.AutoModel if encoder else transformers.AutoModelForCausalLM
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
     if load_in_4bit:
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise ImportError(
+                "load_in_4bit=True needs bitsandbytes, which is not installed: run `make setup` "
+                "(or `pip install bitsandbytes`), or load without load_in_4bit."
+            )
         kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",

@@ -3,9 +3,12 @@
 ``setup()`` is the first thing a lesson runs after ``import course_lib``. It
 silences known import noise, seeds every random generator, picks the number
 of CPU threads, detects the device and returns the :class:`Profile` the
-lesson reads its knobs from.
+lesson reads its knobs from. Whatever the machine cannot do (4-bit
+loading without a GPU or without bitsandbytes) is switched off with a message
+saying what the lesson will skip, never silently.
 """
 
+import importlib.util
 import logging
 import os
 import random
@@ -82,9 +85,14 @@ def setup(profile: str | None = None, verbose: bool = True, **overrides: Any) ->
     base = {"num_threads": default_num_threads()}
     if chosen.device != detected:
         base |= {"device": detected, "dtype": "float32" if detected == "cpu" else chosen.dtype}
-        if detected != "cuda":
+        if detected != "cuda" and chosen.load_in_4bit:
             base["load_in_4bit"] = False
+            print(f"No CUDA GPU ({detected} here): 4-bit loading (QLoRA) is skipped; models load in {base['dtype']}.")
     result = chosen.with_overrides(**(base | overrides))
+    if result.load_in_4bit and importlib.util.find_spec("bitsandbytes") is None:
+        result = result.with_overrides(load_in_4bit=False)
+        print(f"bitsandbytes is not installed: 4-bit loading (QLoRA) is skipped; models load in {result.dtype}. "
+              "Install it with `make setup` (or `pip install bitsandbytes`) to run those steps.")
     silence_known_noise()
     torch.set_num_threads(result.num_threads)
     seed_everything(result.seed)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import psutil
 
 
-def resident_bytes(process: psutil.Process, include_children: bool = True) -> int:
-    """Resident memory of a process, plus its children's if asked (processes that vanish count 0)."""
-    processes = [process] + (process.children(recursive=True) if include_children else [])
+def resident_bytes(process: psutil.Process, include_self: bool = True, include_children: bool = True) -> int:
+    """Resident memory of a process and/or its children, recursively (processes that vanish count 0)."""
+    processes = ([process] if include_self else []) + (process.children(recursive=True) if include_children else [])
     total = 0
     for each in processes:
         try:
@@ -28,12 +28,14 @@ def resident_bytes(process: psutil.Process, include_children: bool = True) -> in
 class PeakMemory:
     """A context manager that records the highest resident memory seen while its block runs.
 
-    ``with PeakMemory() as peak: work()`` then ``peak.peak_bytes`` (and ``peak.gib``);
+    ``with PeakMemory() as peak: work()`` then ``peak.peak_bytes`` (and ``peak.peak_gb``);
     ``peak.start_bytes`` is the memory before the block, so ``peak.added_bytes``
-    is what the work itself needed on top.
+    is what the work itself needed on top. ``include_self=False`` measures only
+    the children — how the lesson runner measures a papermill kernel.
     """
 
     pid: int = field(default_factory=os.getpid)
+    include_self: bool = True
     include_children: bool = True
     interval_s: float = 0.01
     start_bytes: int = 0
@@ -44,11 +46,11 @@ class PeakMemory:
     def _sample(self) -> None:
         process = psutil.Process(self.pid)
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, resident_bytes(process, self.include_children))
+            self.peak_bytes = max(self.peak_bytes, resident_bytes(process, self.include_self, self.include_children))
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> "PeakMemory":
-        self.start_bytes = self.peak_bytes = resident_bytes(psutil.Process(self.pid), self.include_children)
+        self.start_bytes = self.peak_bytes = resident_bytes(psutil.Process(self.pid), self.include_self, self.include_children)
         self._stop.clear()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -58,7 +60,7 @@ class PeakMemory:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, resident_bytes(psutil.Process(self.pid), self.include_children))
+        self.peak_bytes = max(self.peak_bytes, resident_bytes(psutil.Process(self.pid), self.include_self, self.include_children))
 
     @property
     def added_bytes(self) -> int:
@@ -66,6 +68,6 @@ class PeakMemory:
         return self.peak_bytes - self.start_bytes
 
     @property
-    def gib(self) -> float:
-        """The peak in GiB."""
-        return self.peak_bytes / 2**30
+    def peak_gb(self) -> float:
+        """The peak in GB (10^9 bytes), two decimals."""
+        return round(self.peak_bytes / 1e9, 2)

@@ -27,6 +27,7 @@ class Profile:
     max_new_tokens: int
     num_eval_examples: int
     load_in_4bit: bool
+    checkpoint_every: int  # training steps between resumable checkpoints of cached models; 0: none
 
     def with_overrides(self, **overrides: Any) -> "Profile":
         """A copy with some knobs changed; an unknown knob or a wrong type is an error."""
@@ -65,6 +66,7 @@ PROFILES: dict[str, Profile] = {
         max_new_tokens=40,
         num_eval_examples=24,
         load_in_4bit=False,
+        checkpoint_every=0,  # a minutes-long run: restarting costs less than writing checkpoints
     ),
     # One Colab/Kaggle-class GPU: longer training, bigger batches, QLoRA with bitsandbytes.
     "gpu": Profile(
@@ -81,6 +83,7 @@ PROFILES: dict[str, Profile] = {
         max_new_tokens=128,
         num_eval_examples=200,
         load_in_4bit=True,
+        checkpoint_every=50,  # Colab/Kaggle sessions drop: a rerun resumes from the last checkpoint
     ),
 }
 

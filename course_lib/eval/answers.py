@@ -44,7 +44,8 @@ def evaluate_answers(
     """
     prompts = prompts or [row["prompt"] for row in rows]
     started = time.perf_counter()
-    generation = generate_chat(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    generation = generate_chat(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                               progress=True)
     seconds = time.perf_counter() - started
     replies, prompt_tokens = generation.replies, generation.prompt_tokens
     rouge = load_metric("rouge").compute(predictions=replies, references=[row["completion"] for row in rows],
@@ -63,7 +64,7 @@ def probe_accuracy(model: Any, tokenizer: Any, batch_size: int) -> float:
     """The fraction of general-knowledge probe questions answered correctly (greedy, 24 tokens)."""
     probe = load_rows("general_probe")
     replies = generate_replies(model, tokenizer, [row["question"] for row in probe], max_new_tokens=24,
-                               batch_size=batch_size)
+                               batch_size=batch_size, progress=True)
     return rate([answers_question(reply, row["answers"]) for reply, row in zip(replies, probe)])
 
 

@@ -18,6 +18,16 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def lora_update(x: torch.Tensor, lora_A: torch.Tensor, lora_B: torch.Tensor, scale: float) -> torch.Tensor:
+    """What LoRA adds to a layer's output: ``scale * B (A x)`` — x through A (down to r), then B (back up)."""
+    return F.linear(F.linear(x, lora_A), lora_B) * scale
+
+
+def merged_weight(weight: torch.Tensor, lora_A: torch.Tensor, lora_B: torch.Tensor, scale: float) -> torch.Tensor:
+    """The weight with LoRA's update added in: ``W + scale * B @ A`` (out x in)."""
+    return weight + lora_B @ lora_A * scale
+
+
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a rank-``r`` update ``B @ A`` scaled by ``alpha / r``."""
 
@@ -38,19 +48,14 @@ class LoRALinear(nn.Module):
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # peft's choice; B = 0 keeps the model unchanged
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        update = F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
-        return self.base(x) + update * self.scale
-
-    def delta_weight(self) -> torch.Tensor:
-        """The update to add into W: ``B @ A * alpha / r`` (out x in)."""
-        return self.lora_B @ self.lora_A * self.scale
+        return self.base(x) + lora_update(self.dropout(x), self.lora_A, self.lora_B, self.scale)
 
     def merged(self) -> nn.Linear:
         """A plain linear layer with the update added into its weight."""
         merged = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None,
                            dtype=self.base.weight.dtype, device=self.base.weight.device)
         with torch.no_grad():
-            merged.weight.copy_(self.base.weight + self.delta_weight())
+            merged.weight.copy_(merged_weight(self.base.weight, self.lora_A, self.lora_B, self.scale))
             if self.base.bias is not None:
                 merged.bias.copy_(self.base.bias)
         return merged.requires_grad_(False)

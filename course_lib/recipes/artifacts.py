@@ -8,11 +8,18 @@ the config, the data files, the source of every course_lib module the recipe
 imports (directly or indirectly, from :func:`course_lib.core.imports.import_closure`),
 and the versions of the libraries and asset packages the result depends on.
 So a changed recipe never reuses a stale result, while an unrelated edit keeps the cache.
+
+Each artefact folder carries a manifest of its files and is checked on every
+use (:func:`course_lib.core.builds.build_atomically`): a damaged one is rebuilt.
+A long build can keep work that must outlive an interruption (training
+checkpoints) in its scratch folder, next to the artefact: a rerun after a
+disconnect finds it there and resumes; it is removed once the artefact is complete.
 """
 
 import hashlib
 import importlib.metadata
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +29,7 @@ from course_lib.core.builds import build_atomically
 from course_lib.core.imports import PACKAGE_ROOT, import_closure, module_files
 from course_lib.core.paths import cache_dir, data_dir
 
-MANIFEST = "artifact.json"
+ARTIFACT_INFO = "artifact.json"
 # Third-party libraries whose version can change what a recipe builds.
 LIBRARIES = ("torch", "transformers", "tokenizers", "trl", "peft", "datasets", "accelerate", "bitsandbytes")
 
@@ -64,23 +71,31 @@ def artifact_key(config: dict[str, Any], recipe_module: str, root: Path = PACKAG
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def cached_artifact(name: str, config: dict[str, Any], build: Callable[[Path], None], recipe_module: str) -> Path:
-    """The folder of artefact ``name`` for ``config``, built by ``build(folder)`` on a cache miss.
+def cached_artifact(
+    name: str, config: dict[str, Any], build: Callable[[Path, Path], None], recipe_module: str
+) -> Path:
+    """The folder of artefact ``name`` for ``config``, built by ``build(folder, scratch)`` on a cache miss.
 
     ``recipe_module`` is the dotted name of the module that defines the recipe
     (pass ``__name__``): its import closure decides the code part of the key.
     ``build`` writes into an empty staging folder; only a build that returns
-    normally is moved into place, so an interrupted one leaves nothing behind.
+    normally is moved into place, so an interrupted one leaves nothing behind
+    there. ``scratch`` is a folder of the same key that survives an interrupted
+    build (for checkpoints to resume from) and is removed once the artefact is complete.
     """
     target = cache_dir() / "artifacts" / f"{name}-{artifact_key(config, recipe_module)}"
+    scratch = target.with_name(f"{target.name}.resume")
 
-    def build_with_manifest(staging: Path) -> None:
+    def build_with_info(staging: Path) -> None:
         print(f"Building {name} (not in the cache yet)...")
         started = time.perf_counter()
-        build(staging)
-        manifest = {"name": name, "config": config, "build_seconds": round(time.perf_counter() - started, 1)}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        scratch.mkdir(exist_ok=True)
+        build(staging, scratch)
+        info = {"name": name, "config": config, "build_seconds": round(time.perf_counter() - started, 1)}
+        (staging / ARTIFACT_INFO).write_text(json.dumps(info, indent=2, default=str))
 
-    built = build_atomically(target, build_with_manifest, is_fresh=lambda folder: (folder / MANIFEST).exists())
+    # The key in the folder's name decides freshness; the manifest build_atomically checks decides intactness.
+    built = build_atomically(target, build_with_info, is_fresh=lambda folder: True)
+    shutil.rmtree(scratch, ignore_errors=True)
     print(f"{'Built' if built else 'Reusing'} {name}: {target}")
     return target

@@ -3,6 +3,10 @@
 :func:`sakura_sft_model` trains on a cache miss and reads the cache
 otherwise; the cache key covers the recipe, the data, and the source of every
 course_lib module this one imports, directly or not (:mod:`course_lib.recipes.artifacts`).
+On a profile with ``checkpoint_every`` the training writes checkpoints into the
+artefact's scratch folder, so a rerun after a disconnect resumes from the last
+complete one. How often to checkpoint is not part of the recipe: resuming gives
+the same weights as an uninterrupted run, so it does not change the key.
 """
 
 import json
@@ -13,7 +17,9 @@ from course_lib.assets.models import load_model, load_tokenizer
 from course_lib.core.profiles import Profile
 from course_lib.recipes.artifacts import cached_artifact
 from course_lib.sakura.datasets import rows_about, taught_facts
-from course_lib.train.sft import fine_tune, replay_rows, training_config
+from course_lib.train.sft import (
+    checkpoint_settings, fine_tune, last_complete_checkpoint, replay_rows, training_config,
+)
 
 HISTORY_FILE = "history.json"
 
@@ -41,17 +47,18 @@ class SFTRecipe:
 def sakura_sft_model(recipe: SFTRecipe, profile: Profile) -> Path:
     """A folder with the fine-tuned model, its tokenizer and history.json: trained once, then cached."""
 
-    def build(folder: Path) -> None:
+    def build(folder: Path, scratch: Path) -> None:
         model = load_model(recipe.model_name, dtype=profile.dtype, device=profile.device)
         tokenizer = load_tokenizer(recipe.model_name)
         train_rows = rows_about("qa_train", taught_facts(recipe.num_facts, recipe.seed))
         if recipe.replay:
             train_rows = train_rows + replay_rows(model, tokenizer, recipe.replay_max_new_tokens)
         config = training_config(
-            folder / "checkpoints", profile, max_steps=recipe.steps, learning_rate=recipe.learning_rate,
+            scratch, profile, max_steps=recipe.steps, learning_rate=recipe.learning_rate,
             per_device_train_batch_size=recipe.batch_size, max_length=recipe.max_seq_length, seed=recipe.seed,
+            **checkpoint_settings(profile.checkpoint_every),
         )
-        history = fine_tune(model, tokenizer, train_rows, config)
+        history = fine_tune(model, tokenizer, train_rows, config, resume_from=last_complete_checkpoint(scratch))
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
         (folder / HISTORY_FILE).write_text(json.dumps(history, indent=2))

@@ -3,9 +3,13 @@
 Training uses conversational prompt-completion rows
 (:func:`course_lib.data.chat_format.to_conversational`), so the loss covers
 the assistant's answer only. The cached Sakura model later lessons reuse is
-built by :mod:`course_lib.recipes.sft`.
+built by :mod:`course_lib.recipes.sft`. With :func:`checkpoint_settings`,
+training writes the Trainer's checkpoints (weights, optimizer, scheduler, RNG
+states) and :func:`fine_tune` can resume from the last complete one: the
+result equals an uninterrupted run's.
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +72,37 @@ def training_config(output_dir: Path, profile: Profile, **overrides: Any) -> Any
     return SFTConfig(**(settings | overrides))
 
 
+def checkpoint_settings(every: int) -> dict[str, Any]:
+    """SFTConfig overrides that write a resumable checkpoint every ``every`` steps; none for 0.
+
+    One checkpoint is kept: the Trainer deletes the previous one only after the new one is complete.
+    """
+    return {"save_strategy": "steps", "save_steps": every, "save_total_limit": 1} if every else {}
+
+
+def last_complete_checkpoint(output_dir: Path) -> Path | None:
+    """The Trainer checkpoint of the highest step that was completely written, or None.
+
+    The Trainer writes ``trainer_state.json`` last, so a checkpoint without it
+    was interrupted while saving and must not be resumed from.
+    """
+    complete = [
+        path for path in output_dir.glob("checkpoint-*")
+        if re.fullmatch(r"checkpoint-\d+", path.name) and (path / "trainer_state.json").is_file()
+    ]
+    return max(complete, key=lambda path: int(path.name.split("-")[1]), default=None)
+
+
 def fine_tune(
     model: Any, tokenizer: Any, train_rows: list[dict[str, Any]], config: Any,
     eval_rows: list[dict[str, Any]] | None = None, callbacks: list[Any] | None = None,
+    resume_from: Path | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``model`` in place with SFTTrainer; returns the trainer's log history."""
+    """Train ``model`` in place with SFTTrainer; returns the trainer's log history.
+
+    ``resume_from`` is a checkpoint of the same run (:func:`last_complete_checkpoint`):
+    training continues from its step with its optimizer and RNG states.
+    """
     from trl import SFTTrainer
 
     trainer = SFTTrainer(
@@ -80,7 +110,9 @@ def fine_tune(
         train_dataset=conversational(train_rows),
         eval_dataset=conversational(eval_rows) if eval_rows else None,
     )
-    trainer.train()
+    if resume_from is not None:
+        print(f"Resuming training from {resume_from}")
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     model.eval()
     return trainer.state.log_history
 

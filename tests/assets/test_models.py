@@ -1,4 +1,4 @@
-"""The model registry: offline loading, conversion cache, clear errors."""
+"""The model registry: offline loading, a conversion cache that heals, clear errors."""
 
 import json
 import time
@@ -7,10 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
+import course_lib.assets.models
 import course_lib.assets.packages
-from course_lib.assets.models import UnknownModelError, load_model, load_tokenizer, model_dir
+from course_lib.assets.models import (
+    MARKER_FILE, CourseModel, UnknownModelError, _source_stamp, load_model, load_tokenizer, model_dir,
+)
 from course_lib.assets.packages import AssetMissingError, asset_file
-from course_lib.core.builds import build_atomically
+from course_lib.core.builds import manifest_problems
 
 SMOLLM = "smollm2-135m-instruct"
 
@@ -90,35 +93,6 @@ def test_missing_asset_package_names_the_install_command(monkeypatch: pytest.Mon
         load_model("minilm-l6-v2")
 
 
-def test_build_atomically_leaves_nothing_when_the_build_fails(tmp_path: Path) -> None:
-    target = tmp_path / "model"
-
-    def broken(staging: Path) -> None:
-        (staging / "half-written.bin").write_bytes(b"x")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        build_atomically(target, broken, is_fresh=lambda folder: True)
-    assert not target.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["model.lock"]
-
-
-def test_build_atomically_rebuilds_only_stale_folders(tmp_path: Path) -> None:
-    target, builds = tmp_path / "model", []
-
-    def build(staging: Path) -> None:
-        builds.append(1)
-        (staging / "version").write_text(str(len(builds)))
-
-    def fresh(folder: Path) -> bool:
-        return (folder / "version").read_text() == "2"
-
-    assert build_atomically(target, build, fresh) is True
-    assert build_atomically(target, build, fresh) is True  # version 1 is stale: rebuilt
-    assert build_atomically(target, build, fresh) is False
-    assert (target / "version").read_text() == "2" and len(builds) == 2
-
-
 def test_a_local_folder_loads_like_from_pretrained(tmp_path: Path) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -159,3 +133,48 @@ def test_lora_on_a_4bit_model_still_learns_after_a_generate(tmp_path: Path) -> N
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] - 0.1, losses
+
+
+@pytest.fixture
+def fake_conversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_llama, chat_tokenizer) -> list[Path]:
+    """Stands in for the GGUF conversion (a tiny random Llama and GPT-2's tokenizer) in a private cache."""
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    conversions: list[Path] = []
+
+    def convert(entry: CourseModel, staging: Path) -> None:
+        conversions.append(staging)
+        tiny_llama(50257).save_pretrained(staging)
+        chat_tokenizer.save_pretrained(staging)
+        (staging / MARKER_FILE).write_text(json.dumps(_source_stamp(entry)))
+
+    monkeypatch.setattr(course_lib.assets.models, "_convert_gguf", convert)
+    return conversions
+
+
+def test_a_truncated_converted_model_is_converted_again(fake_conversion: list[Path]) -> None:
+    weights = Path(model_dir(SMOLLM)) / "model.safetensors"
+    with weights.open("r+b") as file:
+        file.truncate(weights.stat().st_size // 2)  # as a full disk leaves it
+    assert load_model(SMOLLM).config.hidden_size == 32
+    assert len(fake_conversion) == 2 and manifest_problems(weights.parent) == []
+
+
+def test_a_deleted_tokenizer_file_is_converted_again(fake_conversion: list[Path]) -> None:
+    (Path(model_dir(SMOLLM)) / "tokenizer.json").unlink()
+    assert load_tokenizer(SMOLLM)("Hello world").input_ids == [15496, 995]
+    assert len(fake_conversion) == 2
+
+
+def test_an_intact_converted_model_is_not_converted_again(fake_conversion: list[Path]) -> None:
+    assert model_dir(SMOLLM) == model_dir(SMOLLM) and len(fake_conversion) == 1
+
+
+def test_4bit_loading_without_bitsandbytes_names_the_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_llama
+) -> None:
+    tiny_llama().save_pretrained(tmp_path / "tiny")
+    real_find_spec = course_lib.assets.models.importlib.util.find_spec
+    monkeypatch.setattr(course_lib.assets.models.importlib.util, "find_spec",
+                        lambda name: None if name == "bitsandbytes" else real_find_spec(name))
+    with pytest.raises(ImportError, match=r"load_in_4bit=True needs bitsandbytes, which is not installed: run `make setup`"):
+        load_model(str(tmp_path / "tiny"), load_in_4bit=True)

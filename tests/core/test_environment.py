@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+import course_lib.core.environment as environment
 from course_lib.core.environment import setup
 from course_lib.core.offline import OFFLINE_VARIABLES
 from course_lib.core.profiles import PROFILES, get_profile
@@ -62,3 +63,24 @@ def test_wrong_knob_type_is_named() -> None:
 def test_unknown_profile_is_named() -> None:
     with pytest.raises(ValueError, match=r"Unknown profile 'tpu'. Known profiles: cpu, gpu"):
         get_profile("tpu")
+
+
+def test_gpu_profile_on_a_cpu_machine_says_what_it_skips(capsys: pytest.CaptureFixture) -> None:
+    setup("gpu", verbose=False, num_threads=1)
+    assert "No CUDA GPU (cpu here): 4-bit loading (QLoRA) is skipped; models load in float32." in capsys.readouterr().out
+
+
+def test_missing_bitsandbytes_turns_4bit_off_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    real_find_spec = environment.importlib.util.find_spec
+    monkeypatch.setattr(environment.importlib.util, "find_spec",
+                        lambda name: None if name == "bitsandbytes" else real_find_spec(name))
+    profile = setup("cpu", verbose=False, num_threads=1, load_in_4bit=True)
+    assert profile.load_in_4bit is False
+    assert "bitsandbytes is not installed: 4-bit loading (QLoRA) is skipped" in capsys.readouterr().out
+
+
+def test_bitsandbytes_present_keeps_4bit(capsys: pytest.CaptureFixture) -> None:
+    assert setup("cpu", verbose=False, num_threads=1, load_in_4bit=True).load_in_4bit is True
+    assert capsys.readouterr().out == ""

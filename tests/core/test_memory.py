@@ -11,7 +11,7 @@ def test_a_temporary_allocation_shows_in_the_peak() -> None:
         block += 1
         del block
     assert peak.added_bytes > 48 * 2**20, peak
-    assert peak.peak_bytes >= peak.start_bytes > 0 and 0 < peak.gib < 64
+    assert peak.peak_bytes >= peak.start_bytes > 0 and 0 < peak.peak_gb < 64
 
 
 def test_an_idle_block_adds_almost_nothing() -> None:

@@ -40,7 +40,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_runs_are_read_from_the_suite_records_and_the_runner_report(tmp_path: Path) -> None:
     shutil.copytree(FIXTURE, tmp_path, dirs_exist_ok=True)
-    (tmp_path / "report.json").write_text('[{"lesson": "02_x", "seconds": 3.0, "headline": "h", "output": "o"}]')
+    (tmp_path / "report.json").write_text('[{"lesson": "02_x", "seconds": 3.0, "peak_gb": 0.5, "headline": "h", "output": "o"}]')
     runs = lesson_runs(tmp_path)
     assert set(runs) == {"00_setup_and_tour", "01_transformer_anatomy", "02_x"} and runs["02_x"].seconds == 3.0
 

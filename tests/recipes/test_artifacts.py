@@ -1,10 +1,12 @@
-"""Artefacts shared between lessons: built on a miss, reused on a hit, never stale."""
+"""Artefacts shared between lessons: built on a miss, reused on a hit, never stale, healed when damaged."""
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from course_lib.core.builds import MANIFEST_FILE, MANIFEST_FORMAT, manifest_problems
 from course_lib.core.imports import PACKAGE_ROOT
 from course_lib.recipes.artifacts import artifact_key, cached_artifact, environment_fingerprint
 
@@ -19,7 +21,7 @@ def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_built_once_then_reused() -> None:
     builds: list[Path] = []
 
-    def build(folder: Path) -> None:
+    def build(folder: Path, scratch: Path) -> None:
         builds.append(folder)
         (folder / "weights.txt").write_text("trained")
 
@@ -45,14 +47,45 @@ def test_changed_data_changes_the_key(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_failed_build_is_not_cached() -> None:
-    def broken(folder: Path) -> None:
+    def broken(folder: Path, scratch: Path) -> None:
+        (scratch / "checkpoint-1").mkdir()
         raise RuntimeError("out of memory")
 
     with pytest.raises(RuntimeError):
         cached_artifact("sft-model", {"lr": 1.0}, broken, RECIPE)
     calls = []
-    cached_artifact("sft-model", {"lr": 1.0}, lambda folder: calls.append(folder), RECIPE)
-    assert len(calls) == 1
+
+    def build(folder: Path, scratch: Path) -> None:
+        calls.append([p.name for p in scratch.iterdir()])  # the interrupted build's work is still there
+
+    target = cached_artifact("sft-model", {"lr": 1.0}, build, RECIPE)
+    assert calls == [["checkpoint-1"]]
+    assert not target.with_name(f"{target.name}.resume").exists()  # removed once the artefact is complete
+
+
+def _counting_build(builds: list[int]):
+    def build(folder: Path, scratch: Path) -> None:
+        builds.append(1)
+        (folder / "model.safetensors").write_bytes(b"w" * 4096)
+
+    return build
+
+
+def test_a_truncated_artifact_is_rebuilt() -> None:
+    builds: list[int] = []
+    folder = cached_artifact("sft-model", {"lr": 3.0}, _counting_build(builds), RECIPE)
+    (folder / "model.safetensors").write_bytes(b"w" * 100)
+    assert cached_artifact("sft-model", {"lr": 3.0}, _counting_build(builds), RECIPE) == folder
+    assert len(builds) == 2 and (folder / "model.safetensors").stat().st_size == 4096
+
+
+def test_an_artifact_with_a_manifest_of_another_format_is_rebuilt() -> None:
+    builds: list[int] = []
+    folder = cached_artifact("sft-model", {"lr": 4.0}, _counting_build(builds), RECIPE)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest | {"format": MANIFEST_FORMAT + 1}))
+    cached_artifact("sft-model", {"lr": 4.0}, _counting_build(builds), RECIPE)
+    assert len(builds) == 2 and manifest_problems(folder) == []
 
 
 def test_the_key_covers_library_and_asset_versions() -> None:

@@ -1,23 +1,47 @@
-"""The cached Sakura SFT model: trained once per recipe, then read from the cache."""
+"""The cached Sakura SFT model: trained once per recipe, read from the cache, resumed after a disconnect."""
 
 import json
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
 
 import course_lib.recipes.sft as recipes_sft
 from course_lib.core.profiles import PROFILES
 from course_lib.recipes.sft import HISTORY_FILE, SFTRecipe, sakura_sft_model
-from course_lib.train.sft import training_losses
+from course_lib.train.sft import fine_tune, training_losses
 
-pytestmark = pytest.mark.real_model  # SmolLM2's tokenizer
+GPT2_VOCAB = 50257
 
 
 @pytest.fixture(autouse=True)
-def _tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_llama, smollm2_tokenizer) -> None:
+def _tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_llama, chat_tokenizer) -> None:
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(recipes_sft, "load_model", lambda *a, **k: tiny_llama())
-    monkeypatch.setattr(recipes_sft, "load_tokenizer", lambda name: smollm2_tokenizer)
+    monkeypatch.setattr(recipes_sft, "load_model", lambda *a, **k: tiny_llama(GPT2_VOCAB))
+    monkeypatch.setattr(recipes_sft, "load_tokenizer", lambda name: chat_tokenizer)
+
+
+class Disconnect(TrainerCallback):
+    """Ends training with an error once ``after_steps`` optimizer steps are done, as a dropped session does."""
+
+    def __init__(self, after_steps: int) -> None:
+        self.after_steps = after_steps
+
+    def on_step_begin(self, args, state, control, **kwargs) -> None:
+        if state.global_step == self.after_steps:
+            raise ConnectionError("the runtime disconnected")
+
+
+class StepCounter(TrainerCallback):
+    """Counts the optimizer steps a run actually trains."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_step_end(self, args, state, control, **kwargs) -> None:
+        self.steps += 1
 
 
 def test_recipe_trains_once_then_comes_from_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,6 +51,7 @@ def test_recipe_trains_once_then_comes_from_the_cache(monkeypatch: pytest.Monkey
     losses = training_losses(json.loads((folder / HISTORY_FILE).read_text()))
     assert len(losses) == 4 and losses[-1] < losses[0]
     assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
+    assert not list(folder.parent.glob("*.resume")), "the scratch folder outlived a complete build"
     monkeypatch.setattr(recipes_sft, "fine_tune", lambda *a, **k: pytest.fail("a cache hit must not train"))
     assert sakura_sft_model(recipe, profile) == folder
 
@@ -36,3 +61,41 @@ def test_a_different_recipe_is_a_different_artifact() -> None:
     first = sakura_sft_model(SFTRecipe.from_profile(profile, 2, 1e-3), profile)
     second = sakura_sft_model(SFTRecipe.from_profile(profile, 2, 2e-3), profile)
     assert first != second and first.exists() and second.exists()
+
+
+def test_an_interrupted_build_resumes_to_the_weights_of_an_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = PROFILES["cpu"].with_overrides(train_steps=6, train_batch_size=2, num_threads=1)
+    checkpointing = plain.with_overrides(checkpoint_every=2)
+    recipe = SFTRecipe.from_profile(plain, num_facts=2, learning_rate=1e-2)
+    assert SFTRecipe.from_profile(checkpointing, num_facts=2, learning_rate=1e-2) == recipe  # same cache key
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "uninterrupted"))
+    reference = sakura_sft_model(recipe, plain)
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "interrupted"))
+    monkeypatch.setattr(recipes_sft, "fine_tune", lambda *a, **k: fine_tune(*a, callbacks=[Disconnect(3)], **k))
+    with pytest.raises(ConnectionError):
+        sakura_sft_model(recipe, checkpointing)
+    artifacts = tmp_path / "interrupted" / "artifacts"
+    assert sorted(p.suffix for p in artifacts.iterdir()) == [".lock", ".resume"]  # no artefact, no staging
+    (scratch,) = artifacts.glob("*.resume")
+    assert sorted(p.name for p in scratch.glob("checkpoint-*")) == ["checkpoint-2"]
+
+    resumed_from, counter = [], StepCounter()
+
+    def spy(*args, resume_from=None, **kwargs):
+        resumed_from.append(resume_from.name if resume_from else "")
+        return fine_tune(*args, resume_from=resume_from, callbacks=[counter], **kwargs)
+
+    monkeypatch.setattr(recipes_sft, "fine_tune", spy)
+    resumed = sakura_sft_model(recipe, checkpointing)
+    assert resumed_from == ["checkpoint-2"] and counter.steps == 4  # steps 3 to 6 only
+    assert not scratch.exists()
+    expected, actual = load_file(reference / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
+    losses = [training_losses(json.loads((folder / HISTORY_FILE).read_text())) for folder in (reference, resumed)]
+    assert losses[0] == losses[1] and len(losses[0]) == 6

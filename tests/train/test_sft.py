@@ -1,9 +1,9 @@
-"""Supervised fine-tuning with TRL: a CPU-safe configuration and the logged losses."""
+"""Supervised fine-tuning with TRL: a CPU-safe configuration, checkpoints to resume from, the logged losses."""
 
 from pathlib import Path
 
 from course_lib.core.profiles import PROFILES
-from course_lib.train.sft import training_config, training_losses
+from course_lib.train.sft import checkpoint_settings, last_complete_checkpoint, training_config, training_losses
 
 
 def test_training_config_is_cpu_safe_on_the_cpu_profile(tmp_path: Path) -> None:
@@ -15,3 +15,21 @@ def test_training_config_is_cpu_safe_on_the_cpu_profile(tmp_path: Path) -> None:
 def test_training_losses_keep_the_logged_steps_only() -> None:
     history = [{"loss": 2.0, "step": 1}, {"eval_loss": 1.9, "step": 1}, {"loss": 1.5, "step": 2}, {"train_runtime": 3.0}]
     assert training_losses(history) == [2.0, 1.5]
+
+
+def test_checkpoint_settings_save_every_n_steps_or_never(tmp_path: Path) -> None:
+    assert training_config(tmp_path, PROFILES["cpu"], **checkpoint_settings(0)).save_strategy == "no"
+    config = training_config(tmp_path, PROFILES["cpu"], **checkpoint_settings(5))
+    assert (config.save_strategy, config.save_steps, config.save_total_limit) == ("steps", 5, 1)
+    assert (PROFILES["cpu"].checkpoint_every, PROFILES["gpu"].checkpoint_every) == (0, 50)
+
+
+def test_last_complete_checkpoint_skips_one_interrupted_while_saving(tmp_path: Path) -> None:
+    assert last_complete_checkpoint(tmp_path) is None
+    for step in (2, 10, 12):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    for step in (2, 10):  # the Trainer writes trainer_state.json last: checkpoint-12 was cut short
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-99-notes").mkdir()  # not a Trainer checkpoint, whatever it holds
+    (tmp_path / "checkpoint-99-notes" / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
