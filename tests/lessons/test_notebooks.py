@@ -3,26 +3,35 @@
 import subprocess
 import sys
 
-from course_lib.core.memory import PeakMemory
 from course_lib.lessons.notebooks import LessonRun, format_table
 
 ALLOCATE_300_MB = "import time; block = bytearray(300_000_000); time.sleep(1.0)"
 
 
+def peak_in_a_fresh_process(body: str) -> float:
+    """Run ``body`` inside PeakMemory(include_self=False) in a new interpreter, whose only children are body's own
+    (a pytest worker may have others), and return the peak in GB."""
+    script = "\n".join([
+        "import subprocess, sys",
+        "from course_lib.core.memory import PeakMemory",
+        "with PeakMemory(include_self=False, interval_s=0.05) as memory:",
+        *(f"    {line}" for line in body.splitlines()),
+        "print(memory.peak_gb)",
+    ])
+    return float(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout)
+
+
 def test_peak_memory_counts_the_children_and_their_children() -> None:
     # A child that starts a grandchild, as the kernel does when a lesson runs a subprocess.
     nested = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {ALLOCATE_300_MB!r}])"
-    with PeakMemory(include_self=False, interval_s=0.05) as memory:
-        subprocess.run([sys.executable, "-c", nested], check=True)
-    assert 0.3 <= memory.peak_gb < 0.6, memory.peak_gb
+    peak = peak_in_a_fresh_process(f"subprocess.run([sys.executable, '-c', {nested!r}], check=True)")
+    assert 0.3 <= peak < 0.6, peak
 
 
 def test_peak_memory_ignores_the_calling_process() -> None:
-    with PeakMemory(include_self=False, interval_s=0.05) as memory:
-        block = bytearray(300_000_000)  # in this process, not in a child
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-    del block
-    assert memory.peak_gb < 0.1
+    peak = peak_in_a_fresh_process("block = bytearray(300_000_000)  # in this process, not in a child\n"
+                                   "subprocess.run([sys.executable, '-c', 'pass'], check=True)")
+    assert peak < 0.1, peak
 
 
 def test_table_shows_time_and_memory_and_no_number_for_an_unmeasured_run() -> None:
