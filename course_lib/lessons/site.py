@@ -3,7 +3,8 @@
 ``python -m course_lib.lessons.site`` (``make site``) takes the lessons a run
 executed (``make test`` leaves them, with their times and headlines, in
 build/test-notebooks; ``make course`` in build/course), writes an MkDocs
-project under build/site-src (the index page with the course map, one page per
+project under build/site-src (the index page with the course map, the curriculum
+and reading list from docs/, one page per
 lesson with its outputs and pictures, both editions of every lesson for
 download) and builds the static site into build/site: navigation and search
 come from Material, the lesson pages from mkdocs-jupyter. The pages load
@@ -22,12 +23,13 @@ import yaml
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
 
-from course_lib.core.paths import build_dir
+from course_lib.core.paths import REPO_ROOT, build_dir
 from course_lib.lessons.editions import STUDENT_DIR
 from course_lib.lessons.notebooks import NOTEBOOKS_DIR, LessonRun, open_urls, repository_url
 
 LESSON_PATTERN = "[0-9][0-9]_*.ipynb"
 SITE_NAME = "Adapting Large Language Models"
+CURRICULUM = REPO_ROOT / "docs" / "curriculum.md"
 
 
 def lesson_runs(executed_dir: Path) -> dict[str, LessonRun]:
@@ -95,7 +97,7 @@ def site_config(lessons: list[Path], docs_dir: Path, site_dir: Path) -> dict[str
         "plugins": ["search", {"mkdocs-jupyter": {"include": ["lessons/*.ipynb"], "cache": False,
                                                   "include_requirejs": False}}],
         "markdown_extensions": ["tables", "attr_list"],
-        "nav": [{"Course map": "index.md"},
+        "nav": [{"Course map": "index.md"}, {"Curriculum and reading": CURRICULUM.name},
                 {"Lessons": [{lesson_title(nbformat.read(p, as_version=4)): f"lessons/{p.name}"} for p in lessons]}],
     }
 
@@ -115,6 +117,7 @@ def build_site(executed_dir: Path, site_dir: Path, work_dir: Path) -> list[Path]
         for path in lessons:
             shutil.copyfile(source / path.name, docs / folder / path.name)
     (docs / "index.md").write_text(course_map(lessons, lesson_runs(executed_dir)), encoding="utf-8")
+    shutil.copyfile(CURRICULUM, docs / CURRICULUM.name)
     config_file = work_dir / "mkdocs.yml"
     config_file.write_text(yaml.safe_dump(site_config(lessons, docs, site_dir), sort_keys=False), encoding="utf-8")
     build(load_config(str(config_file), strict=True))

@@ -64,6 +64,8 @@ def test_site_has_a_page_per_lesson_search_and_both_editions_to_download(site: P
         assert nbformat.read(site / "downloads" / "student" / path.name, as_version=4).cells
         assert nbformat.read(site / "downloads" / "instructor" / path.name, as_version=4).cells
     assert (site / "search" / "search_index.json").exists()
+    curriculum = (site / "curriculum" / "index.html").read_text(encoding="utf-8")
+    assert "Reading" in curriculum and "2203.15556" in curriculum, "the curriculum page carries the reading list"
 
 
 def test_a_folder_without_executed_lessons_is_refused(tmp_path: Path) -> None:
