@@ -136,7 +136,10 @@ class ByteLevelBPE:
         return [self.vocab[token] for token in self.tokenize(text)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """The text of a sequence of ids: join the tokens, map each character back to its byte, decode UTF-8."""
+        """The text of a sequence of ids: join the tokens, map each character back to its byte, decode UTF-8.
+
+        A slice of ids can cut a multi-byte character in two; its bytes decode to U+FFFD instead of failing.
+        """
         to_byte = {character: byte for byte, character in byte_to_unicode().items()}
         text = "".join(self._tokens[index] for index in ids)
         return bytes(to_byte[character] for character in text).decode("utf-8", errors="replace")
