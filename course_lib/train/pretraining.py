@@ -10,9 +10,11 @@ read along the way.
 The second half sizes models for a compute budget. Training costs about
 6·N·D floating-point operations for N parameters and D tokens (2 for the
 forward pass, 4 for the backward pass, per parameter per token). Chinchilla
-(Hoffmann et al., 2022) found that, for a fixed budget, loss is lowest at
-about 20 tokens per parameter: :func:`chinchilla_optimal` turns a budget into
-that N and D, and :func:`train_at_budget` trains one model size on one budget.
+(Hoffmann et al., 2022, arXiv:2203.15556) found that, for a fixed budget, loss
+is lowest at about 20 tokens per parameter: :func:`chinchilla_optimal` turns a
+budget into that N and D, :func:`train_at_budget` trains one model size on one
+budget, and :func:`fit_loss_curve` finds the best size of a sweep between the
+sizes tried (Chinchilla's "IsoFLOP profiles": a parabola in log N).
 """
 
 import math
@@ -20,6 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -293,3 +296,49 @@ def train_at_budget(
         steps=steps,
         val_loss=history.val_losses[-1],
     )
+
+
+@dataclass(frozen=True)
+class LossCurve:
+    """A parabola through a sweep's (log10 N, loss) points: loss ≈ a·x² + b·x + c with x = log10 N."""
+
+    a: float
+    b: float
+    c: float
+
+    @property
+    def optimal_parameters(self) -> float:
+        """The N at the bottom of the parabola: 10 ** (-b / 2a)."""
+        return 10.0 ** (-self.b / (2.0 * self.a))
+
+    def loss_at(self, parameters: float | np.ndarray) -> float | np.ndarray:
+        """The fitted loss at ``parameters`` (a number or an array, e.g. to draw the curve)."""
+        x = np.log10(parameters)
+        return self.a * x**2 + self.b * x + self.c
+
+
+def fit_loss_curve(parameters: list[float], losses: list[float], neighbours: int = 2) -> LossCurve:
+    """Least-squares parabola of loss against log10 N (``numpy.polyfit``) near the best size: Chinchilla's IsoFLOP fit.
+
+    One budget's sweep gives a U-shaped curve; the bottom of a parabola
+    through the best run and its ``neighbours`` on each side (in order of N)
+    estimates the best model size even between the sizes tried. Far from the
+    bottom the U flattens (a model with too few steps barely learns, however
+    big), which a parabola cannot follow, so those points are left out. A
+    curve that opens downwards has no bottom: the sweep did not bracket it.
+    """
+    if len(parameters) != len(losses) or len(parameters) < 3:
+        raise ValueError(f"need at least 3 (size, loss) points of the same length, got {len(parameters)} sizes "
+                         f"and {len(losses)} losses")
+    order = np.argsort(parameters)
+    sizes, values = np.asarray(parameters, dtype=float)[order], np.asarray(losses, dtype=float)[order]
+    best = int(np.argmin(values))
+    low, high = max(0, best - neighbours), min(len(values), best + neighbours + 1)
+    if high - low < 3:
+        raise ValueError(f"{high - low} points around the best size are too few for a parabola: "
+                         f"raise neighbours (now {neighbours})")
+    a, b, c = np.polyfit(np.log10(sizes[low:high]), values[low:high], 2)
+    if a <= 0:
+        raise ValueError("the fitted curve opens downwards (no minimum): the sweep does not bracket the best size; "
+                         "add smaller and larger models")
+    return LossCurve(float(a), float(b), float(c))

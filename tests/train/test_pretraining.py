@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +12,7 @@ from course_lib.model.tokenization import CharTokenizer
 from course_lib.train.pretraining import (
     TrainingConfig,
     chinchilla_optimal,
+    fit_loss_curve,
     evaluate_loss,
     evaluation_windows,
     known_word_rate,
@@ -137,3 +139,32 @@ def test_training_at_a_budget_buys_fewer_tokens_for_bigger_models(corpus) -> Non
         assert run.tokens == run.steps * 4 * 16
         assert training_flops(run.parameters, run.tokens) == pytest.approx(2e8, rel=0.05)
         assert count_parameters(Decoder(tiny_config(len(tokenizer), run.hidden_size, 1))) == run.parameters
+
+
+def test_fit_loss_curve_finds_the_bottom_of_a_parabola_in_log_n() -> None:
+    sizes = [1e3, 3e3, 1e4, 3e4, 1e5]
+    losses = [0.5 * (math.log10(n) - math.log10(5e3)) ** 2 + 2.0 for n in sizes]
+    curve = fit_loss_curve(sizes, losses)
+    assert curve.optimal_parameters == pytest.approx(5e3, rel=1e-6)
+    assert curve.loss_at(5e3) == pytest.approx(2.0, abs=1e-9)
+    assert curve.loss_at(np.array(sizes)) == pytest.approx(losses, abs=1e-9)
+    numpy_coefficients = np.polyfit(np.log10(sizes), losses, 2)
+    assert [curve.a, curve.b, curve.c] == pytest.approx(list(numpy_coefficients))
+
+
+def test_fit_loss_curve_refuses_a_sweep_that_does_not_bracket_the_optimum() -> None:
+    with pytest.raises(ValueError, match="does not bracket"):
+        fit_loss_curve([1e3, 1e4, 1e5], [2.0, 2.5, 2.6])  # concave: the best size is off the grid
+    with pytest.raises(ValueError, match="at least 3"):
+        fit_loss_curve([1e3, 1e4], [2.0, 1.9])
+    with pytest.raises(ValueError, match="too few"):
+        fit_loss_curve([1e3, 1e4, 1e5], [1.0, 2.0, 3.0], neighbours=1)  # the best is the first: 2 points
+
+
+def test_fit_loss_curve_keeps_only_the_points_near_the_best_size() -> None:
+    sizes = [1e5, 1e3, 3e3, 1e4, 3e4, 3e5]  # any order
+    losses = [(math.log10(n) - 3.5) ** 2 + 1.0 for n in sizes]
+    losses[0] = losses[-1] = 3.0  # a plateau far from the bottom that no parabola through the rest follows
+    curve = fit_loss_curve(sizes, losses, neighbours=1)
+    assert curve.optimal_parameters == pytest.approx(10**3.5, rel=1e-6)  # exact: the plateau is left out
+    assert fit_loss_curve(sizes, losses, neighbours=5).optimal_parameters != pytest.approx(10**3.5, rel=0.05)
