@@ -51,6 +51,27 @@ def rate_interval(outcomes: Sequence[bool], confidence: float = CONFIDENCE) -> E
     return proportion_interval(int(sum(bool(o) for o in outcomes)), len(outcomes), confidence)
 
 
+def clustered_rate_interval(outcomes: Sequence[bool], clusters: Sequence[str], confidence: float = CONFIDENCE,
+                            seed: int = 0) -> Estimate:
+    """The share of true outcomes with a bootstrap over clusters (e.g. several questions about one fact).
+
+    Questions about the same fact are not independent: a model that knows the
+    price answers both phrasings. Resampling whole clusters keeps that, so the
+    interval is as wide as the number of facts, not of questions, warrants.
+    """
+    if len(outcomes) != len(clusters) or not outcomes:
+        raise ValueError(f"need one cluster per outcome, got {len(outcomes)} outcomes and {len(clusters)} clusters")
+    names = sorted(set(clusters))
+    hits = np.array([sum(bool(o) for o, c in zip(outcomes, clusters) if c == name) for name in names], dtype=float)
+    sizes = np.array([sum(c == name for c in clusters) for name in names], dtype=float)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(names), size=(BOOTSTRAP_RESAMPLES, len(names)))
+    rates = hits[picks].sum(axis=1) / sizes[picks].sum(axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(rates, [tail, 1 - tail])
+    return Estimate(float(hits.sum() / sizes.sum()), float(low), float(high), len(outcomes))
+
+
 def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE, seed: int = 0) -> Estimate:
     """The mean of per-example scores with a percentile-bootstrap interval (seeded: same data, same interval)."""
     data = np.asarray(values, dtype=float)

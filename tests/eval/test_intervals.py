@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from course_lib.eval.intervals import mean_interval, paired_difference, proportion_interval, rate_interval
+from course_lib.eval.intervals import clustered_rate_interval, mean_interval, paired_difference, proportion_interval, rate_interval
 
 
 def _wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -70,3 +70,22 @@ def test_pairing_removes_the_shared_difficulty_of_the_questions() -> None:
     assert unpaired < 0, "separate intervals overlap: they cannot"
     with pytest.raises(ValueError, match="same examples"):
         paired_difference([1.0, 2.0], [1.0])
+
+
+def test_clusters_of_one_give_about_the_wilson_interval() -> None:
+    outcomes = [True] * 30 + [False] * 18
+    clustered = clustered_rate_interval(outcomes, [str(i) for i in range(48)])
+    wilson = rate_interval(outcomes)
+    assert clustered.value == wilson.value and clustered.n == 48
+    assert clustered.low == pytest.approx(wilson.low, abs=0.03) and clustered.high == pytest.approx(wilson.high, abs=0.03)
+
+
+def test_questions_that_stand_or_fall_together_widen_the_interval() -> None:
+    outcomes = [True] * 30 + [False] * 18
+    pairs = clustered_rate_interval(outcomes, [str(i // 2) for i in range(48)])  # 24 facts, asked twice
+    singles = clustered_rate_interval(outcomes, [str(i) for i in range(48)])
+    assert (pairs.high - pairs.low) > 1.2 * (singles.high - singles.low)
+    assert clustered_rate_interval(outcomes, [str(i // 2) for i in range(48)], seed=5) == \
+        clustered_rate_interval(outcomes, [str(i // 2) for i in range(48)], seed=5)
+    with pytest.raises(ValueError, match="one cluster per outcome"):
+        clustered_rate_interval(outcomes, ["a"])
