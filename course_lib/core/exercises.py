@@ -27,7 +27,7 @@ ANSWER_HASHES: dict[str, str] = {
     "00-cheapest-dish": "07f85ef9fd208fa39e37275c29edd20ad1c1e30fbc778a1a98ffc12a5f8f084e",
     "00-prompt-tokens": "86e50149658661312a9e0b35558d84f6c6d3da797f552a9657fe0558ca40cdef",
     "01-portuguese-tokens": "4ec9599fc203d176a301536c2e091a19bc852759b255bd6818810a42c5fed14a",
-    "01-kv-bytes-per-token": "285e617908891ae7794fb158947b5d20fcd1fd1515fcf891a0f4803d35e52955",
+    "01-kv-cache-mib": "7b69759630f869f2723875f873935fed29d2d12b10ef763c1c33b8e0004cb405",
     "01-moe-active-parameters": "414623701376833a3c528ec9321ba2e1cf915bf7474838a6034d9bee2c168223",
     "02-perplexity": "5e2584ba45cf757530b9a404be69e6608a557e00f2ef10eade3cf121d6ba02fc",
     "02-smollm2-tokens-per-parameter": "f6af135361fa39be7466da718e8d4bf14d5d3a7125df48da44a90d088817f7f1",

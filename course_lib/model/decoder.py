@@ -138,13 +138,26 @@ class DecoderBlock(nn.Module):
         return x, key_value
 
 
+def kv_bytes_per_token(config: DecoderConfig, num_kv_heads: int | None = None, bytes_per_number: int = 4) -> int:
+    """Bytes a KV cache holds per token: a key and a value, in every layer, for every KV head.
+
+    ``2 x num_layers x num_kv_heads x head_dim x bytes_per_number`` (4 for
+    float32, 2 for bfloat16). ``num_kv_heads`` defaults to the config's;
+    passing ``num_heads`` gives the cost without grouped-query attention.
+    """
+    kv_heads = config.num_kv_heads if num_kv_heads is None else num_kv_heads
+    if kv_heads < 1 or bytes_per_number < 1:
+        raise ValueError(f"num_kv_heads={kv_heads} and bytes_per_number={bytes_per_number} must both be >= 1")
+    return 2 * config.num_layers * kv_heads * config.head_dim * bytes_per_number
+
+
 class KVCache:
     """The keys and values of every layer for all tokens processed so far.
 
     Without a cache, generating each new token re-runs the whole sequence;
     with one, only the new token goes through the model and attends to the
-    stored keys and values. The price is memory: 2 x layers x kv_heads x
-    head_dim numbers per token, which ``num_bytes`` reports.
+    stored keys and values. The price is memory, :func:`kv_bytes_per_token`
+    per token, which ``num_bytes`` measures.
     """
 
     def __init__(self, num_layers: int) -> None:

@@ -3,14 +3,15 @@
 A model never sees text, only integer ids. :class:`CharTokenizer` is the
 simplest mapping (one id per character, the vocabulary of a tiny model
 pretrained from scratch); :func:`train_bpe` learns a byte-level BPE
-vocabulary like GPT-2's, merge by merge, from a few texts; :func:`token_cost`
+vocabulary like GPT-2's with the ``tokenizers`` library (the reference that
+:mod:`course_lib.model.bpe`, the same algorithm from scratch, is checked
+against); :func:`token_cost`
 measures how many tokens a tokenizer spends on a text, which is what an API
 bills and what fills a model's context window.
 """
 
 import json
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -64,20 +65,6 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
 def bpe_merges(tokenizer: Tokenizer) -> list[tuple[str, str]]:
     """The merges a BPE tokenizer learned, in the order it learned them (most frequent pair first)."""
     return [tuple(pair) for pair in json.loads(tokenizer.to_str())["model"]["merges"]]
-
-
-def pair_counts(tokenizer: Tokenizer, texts: Iterable[str]) -> Counter[tuple[str, str]]:
-    """How often each pair of adjacent symbols occurs inside the words of ``texts``: BPE's first count.
-
-    Words are split the way ``tokenizer`` pre-tokenizes (bytes as printable
-    symbols, 'Ġ' for a leading space) and pairs never cross a word boundary.
-    The most frequent pair is the first merge :func:`train_bpe` learns.
-    """
-    counts: Counter[tuple[str, str]] = Counter()
-    for text in texts:
-        for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(text):
-            counts.update(zip(word, word[1:]))
-    return counts
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from transformers.models.llama.modeling_llama import (
 )
 
 from course_lib.assets.models import load_model, load_tokenizer
-from course_lib.model.decoder import Decoder, DecoderBlock, DecoderConfig, KVCache, RMSNorm, SwiGLU
+from course_lib.model.decoder import Decoder, DecoderBlock, DecoderConfig, KVCache, RMSNorm, SwiGLU, kv_bytes_per_token
 
 
 def _tiny_llama_config(tie_word_embeddings: bool = False, attn_implementation: str = "sdpa") -> LlamaConfig:
@@ -120,6 +120,22 @@ def test_forward_with_kv_cache_equals_full_forward(tiny_decoder: Decoder) -> Non
     assert cache.num_bytes() == 2 * 2 * 2 * 2 * 12 * 8 * 4
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_kv_bytes_per_token_is_what_the_cache_measures(tiny_decoder: Decoder, dtype: torch.dtype) -> None:
+    decoder = tiny_decoder.to(dtype)
+    cache = KVCache(num_layers=2)
+    with torch.no_grad():
+        decoder(torch.randint(0, 97, (3, 7)), cache)
+    bytes_per_number = torch.finfo(dtype).bits // 8
+    assert cache.num_bytes() == 3 * 7 * kv_bytes_per_token(decoder.config, bytes_per_number=bytes_per_number)
+    # 2 (key, value) x 2 layers x 2 KV heads x head_dim 8 x bytes per number
+    assert kv_bytes_per_token(decoder.config, bytes_per_number=bytes_per_number) == 2 * 2 * 2 * 8 * bytes_per_number
+    # Without grouping (one KV head per query head) the cache is num_heads / num_kv_heads = 2 times larger.
+    assert kv_bytes_per_token(decoder.config, num_kv_heads=4) == 2 * kv_bytes_per_token(decoder.config)
+    with pytest.raises(ValueError, match="num_kv_heads=0"):
+        kv_bytes_per_token(decoder.config, num_kv_heads=0)
+
+
 def test_logits_to_keep_scores_only_the_last_positions(tiny_decoder: Decoder) -> None:
     input_ids = torch.randint(0, 97, (2, 9))
     with torch.no_grad():
@@ -186,6 +202,7 @@ def test_smollm2_config_is_read_correctly(smollm2) -> None:
     config = ours.config
     assert (config.num_layers, config.hidden_size, config.num_heads, config.num_kv_heads) == (30, 576, 9, 3)
     assert (config.head_dim, config.intermediate_size, config.rope_theta) == (64, 1536, 100000.0)
+    assert kv_bytes_per_token(config) == 2 * 30 * 3 * 64 * 4 == 46080
     assert ours.lm_head.weight is ours.embed_tokens.weight
 
 
