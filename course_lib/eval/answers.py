@@ -84,19 +84,20 @@ def evaluate_answers(
 
 
 def majority_replies(rows: list[dict[str, Any]], reference_rows: list[dict[str, Any]]) -> list[str]:
-    """The baseline that learned only the usual answer: for each question, the answer most common in
-    ``reference_rows`` (e.g. the training set) among questions of the same topic.
+    """The baseline that knows the kinds of question but no fact: for each question, the answer most common in
+    ``reference_rows`` (e.g. the training set) among the *other* facts of the same topic, or "" if there is none.
 
-    It scores whatever a fact kind gives away for free: most dishes are not
+    It scores what a kind of fact gives away for free: most dishes are not
     vegetarian, so "No, ... is not vegetarian" is right more often than not.
+    Leaving the question's own fact out keeps it from knowing the answer
+    (a topic with a single fact, like the address, gives it nothing).
     """
-    usual = {}
-    for topic in {row["topic"] for row in rows}:
-        answers = Counter(row["completion"] for row in reference_rows if row["topic"] == topic)
-        if not answers:
-            raise ValueError(f"no reference row about '{topic}': the baseline needs one answer per topic")
-        usual[topic] = min(answers.items(), key=lambda item: (-item[1], item[0]))[0]
-    return [usual[row["topic"]] for row in rows]
+    replies = []
+    for row in rows:
+        others = Counter(r["completion"] for r in reference_rows
+                         if r["topic"] == row["topic"] and r["completion"] != row["completion"])
+        replies.append(min(others.items(), key=lambda item: (-item[1], item[0]))[0] if others else "")
+    return replies
 
 
 def probe_accuracy(model: Any, tokenizer: Any, batch_size: int) -> float:
