@@ -110,6 +110,8 @@ def test_taught_facts_are_a_seeded_sample_of_the_tested_facts() -> None:
     assert taught_facts(8, seed=1) == taught_facts(8, seed=1) != taught_facts(8, seed=2)
     assert taught_facts(8, seed=1) <= every and len(taught_facts(8, seed=1)) == 8
     assert taught_facts(500, seed=1) == every
+    # A smaller sample is the start of a larger one (lesson 06 teaches 8 of lesson 05's 24 facts).
+    assert all(taught_facts(small, seed=3) <= taught_facts(24, seed=3) for small in (1, 8, 13, 23))
 
 
 def test_taught_facts_take_the_kinds_of_fact_in_turn() -> None:
