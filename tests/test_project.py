@@ -89,3 +89,20 @@ def test_readme_layout_lists_every_package_and_module_of_course_lib() -> None:
     listed = _readme_file_map()
     assert not actual - listed, f"add to the README's layout: {sorted(actual - listed)}"
     assert not listed - actual, f"remove from the README's layout (no such file): {sorted(listed - actual)}"
+
+
+def test_curriculum_lists_every_lesson() -> None:
+    curriculum = (REPO_ROOT / "docs" / "curriculum.md").read_text()
+    missing = [p.name for p in lesson_paths() if f"| {p.name[:2]} |" not in curriculum]
+    assert not missing, f"add these lessons to docs/curriculum.md: {missing}"
+
+
+UNREACHABLE = re.compile(r"seed text|seeds/|seed's|shared/|COURSE_DESIGN|Portuguese source", re.I)
+
+
+def test_nothing_a_reader_gets_points_to_material_they_cannot_open() -> None:
+    readable = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md")), *lesson_paths(),
+                *sorted((REPO_ROOT / "student").glob("*.ipynb"))]
+    pointers = [f"{path.relative_to(REPO_ROOT)}: {match.group(0)!r}" for path in readable
+                for match in UNREACHABLE.finditer(path.read_text(encoding="utf-8"))]
+    assert not pointers, f"cite sources a reader can open (docs/curriculum.md lists them): {pointers}"

@@ -34,6 +34,12 @@ def to_conversational(row: Row) -> dict[str, list[dict[str, str]]]:
     return {"prompt": chat_messages(row["prompt"]), "completion": [{"role": "assistant", "content": row["completion"]}]}
 
 
+def prompt_ids(tokenizer: Any, prompt: str | Messages, system: str | None = None) -> list[int]:
+    """The token ids the model reads before it answers: the chat template with the generation prompt."""
+    return tokenizer.apply_chat_template(conversation(prompt, system), add_generation_prompt=True, tokenize=True,
+                                         return_dict=True)["input_ids"]
+
+
 def completion_only_labels(tokenizer: Any, prompt: str, completion: str) -> dict[str, list[int]]:
     """Token ids of the whole chat and labels that train on the assistant's turn only.
 
@@ -43,10 +49,9 @@ def completion_only_labels(tokenizer: Any, prompt: str, completion: str) -> dict
     makes for conversational prompt-completion data.
     """
     messages = to_chat({"prompt": prompt, "completion": completion})["messages"]
-    prompt_ids = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True,
-                                               return_dict=True)["input_ids"]
+    prompt_part = prompt_ids(tokenizer, prompt)
     input_ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
-    if input_ids[:len(prompt_ids)] != prompt_ids:
+    if input_ids[:len(prompt_part)] != prompt_part:
         raise ValueError("The chat template renders the prompt differently when an answer follows it: "
                          "the completion cannot be masked on a token boundary.")
-    return {"input_ids": input_ids, "labels": [IGNORE_INDEX] * len(prompt_ids) + input_ids[len(prompt_ids):]}
+    return {"input_ids": input_ids, "labels": [IGNORE_INDEX] * len(prompt_part) + input_ids[len(prompt_part):]}

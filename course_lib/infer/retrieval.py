@@ -58,3 +58,24 @@ class Retriever:
         """The ``k`` most similar documents to each query, best first."""
         scores = embed(queries, self.model, self.tokenizer) @ self.vectors.T
         return [[self.documents[i] for i in row] for row in scores.topk(k, dim=1).indices.tolist()]
+
+
+def relevant_card(answer: str, topic: str, cards: list[str]) -> str:
+    """The menu card that holds the fact a reference answer states: the hours card, the policy card the answer
+    quotes, or the card of the dish the answer names (the longest name that fits: "Spicy Tuna Roll" over "Tuna Roll")."""
+    if topic == "hours":
+        return next(card for card in cards if card.startswith("Opening hours"))
+    quoted = [card for card in cards if card in answer]
+    if quoted:
+        return quoted[0]
+    named = [card for card in cards if " (" in card and card.split(" (")[0] in answer]
+    if not named:
+        raise ValueError(f"no menu card holds the fact of {answer!r} (topic '{topic}')")
+    return max(named, key=lambda card: len(card.split(" (")[0]))
+
+
+def hit_rate(retrieved: list[list[str]], relevant: list[str]) -> float:
+    """The share of queries whose relevant document is among the retrieved ones (recall at k)."""
+    if len(retrieved) != len(relevant) or not relevant:
+        raise ValueError(f"one relevant document per query: {len(retrieved)} queries, {len(relevant)} documents")
+    return sum(doc in found for found, doc in zip(retrieved, relevant)) / len(relevant)

@@ -37,6 +37,9 @@ class SFTRecipe:
     seed: int
     replay: bool = False
     replay_max_new_tokens: int = 32
+    lr_schedule: str = "cosine"  # the warm-up + cosine schedule lesson 02 teaches
+    warmup: float = 0.1  # share of the steps spent warming up
+    evaluations: int = 4  # validation-loss measurements over the run (in history.json)
 
     @classmethod
     def from_profile(cls, profile: Profile, num_facts: int | None, learning_rate: float, replay: bool = False) -> "SFTRecipe":
@@ -45,20 +48,25 @@ class SFTRecipe:
 
 
 def sakura_sft_model(recipe: SFTRecipe, profile: Profile) -> Path:
-    """A folder with the fine-tuned model, its tokenizer and history.json: trained once, then cached."""
+    """A folder with the fine-tuned model, its tokenizer and history.json (training and validation losses):
+    trained once, then cached."""
 
     def build(folder: Path, scratch: Path) -> None:
         model = load_model(recipe.model_name, dtype=profile.dtype, device=profile.device)
         tokenizer = load_tokenizer(recipe.model_name)
-        train_rows = rows_about("qa_train", taught_facts(recipe.num_facts, recipe.seed))
+        facts = taught_facts(recipe.num_facts, recipe.seed)
+        train_rows = rows_about("qa_train", facts)
         if recipe.replay:
             train_rows = train_rows + replay_rows(model, tokenizer, recipe.replay_max_new_tokens)
         config = training_config(
             scratch, profile, max_steps=recipe.steps, learning_rate=recipe.learning_rate,
             per_device_train_batch_size=recipe.batch_size, max_length=recipe.max_seq_length, seed=recipe.seed,
+            lr_scheduler_type=recipe.lr_schedule, warmup_steps=recipe.warmup,
+            eval_strategy="steps", eval_steps=max(1, recipe.steps // recipe.evaluations),
             **checkpoint_settings(profile.checkpoint_every),
         )
-        history = fine_tune(model, tokenizer, train_rows, config, resume_from=last_complete_checkpoint(scratch))
+        history = fine_tune(model, tokenizer, train_rows, config, eval_rows=rows_about("qa_validation", facts),
+                            resume_from=last_complete_checkpoint(scratch))
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
         (folder / HISTORY_FILE).write_text(json.dumps(history, indent=2))

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import datasets
 
 DATASETS = (
-    "qa_train", "qa_validation", "qa_test", "raw_messages", "intents_train", "intents_test",
+    "qa_train", "qa_validation", "qa_test", "qa_test_all", "raw_messages", "intents_train", "intents_test",
     "preferences_train", "preferences_test", "orders_train", "orders_test", "general_probe",
 )
 _DISHES = {dish.name for dish in MENU}
@@ -107,15 +107,29 @@ def load_menu() -> dict[str, Any]:
 
 
 def taught_facts(num_facts: int | None, seed: int) -> set[str]:
-    """The reference answers (one per fact) a run teaches and tests: all, or a seeded sample.
+    """The reference answers (one per fact) a run teaches and tests: all, or a seeded sample balanced by kind.
 
     On a CPU, teaching every fact takes too long for a lesson, so the default
-    profile teaches a sample and tests on exactly those facts.
+    profile teaches a sample and tests on exactly those facts. The sample takes
+    the kinds of fact in turn (price, ingredients, allergens, vegetarian, spicy,
+    hours, ...), so yes/no kinds cannot dominate a score: a model that always
+    answers "No, ... is not vegetarian" gains on one kind only.
     """
-    answers = sorted({row["completion"] for row in load_rows("qa_test")})
+    rows = load_rows("qa_test")
+    answers = sorted({row["completion"] for row in rows})
     if num_facts is None or num_facts >= len(answers):
         return set(answers)
-    return set(random.Random(seed).sample(answers, num_facts))
+    rng = random.Random(seed)
+    by_kind: dict[str, list[str]] = {}
+    for row in sorted(rows, key=lambda r: r["completion"]):
+        by_kind.setdefault(row["topic"], []).append(row["completion"])
+    queues = {kind: rng.sample(found, len(found)) for kind, found in sorted(by_kind.items(), key=lambda kv: -len(kv[1]))}
+    chosen: list[str] = []
+    while len(chosen) < num_facts:
+        for queue in queues.values():
+            if queue and len(chosen) < num_facts:
+                chosen.append(queue.pop())
+    return set(chosen)
 
 
 def rows_about(dataset: str, facts: set[str]) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ def clean_train_rows() -> list[dict[str, Any]]:
 BUILDERS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "qa_train": clean_train_rows,
     **{f"qa_{split}": (lambda split=split: qa_rows(split)) for split in SPLITS if split != "train"},
+    "qa_test_all": lambda: qa_rows("test", every_phrasing=True),
     "raw_messages": customer_message_logs,
     "intents_train": lambda: intent_rows("train", per_template=12),
     "intents_test": lambda: intent_rows("test", per_template=10),

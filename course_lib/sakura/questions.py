@@ -146,21 +146,26 @@ GENERAL_PROBE: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _questions(fact: dict[str, Any], split: str, rng: random.Random) -> list[str]:
-    """Every train phrasing of a fact's question; one phrasing for validation and test."""
+def _questions(fact: dict[str, Any], split: str, rng: random.Random, every_phrasing: bool) -> list[str]:
+    """Every train phrasing of a fact's question; one phrasing for validation and test, or all of them."""
     templates = QUESTION_TEMPLATES[fact["topic"]][split]
-    chosen = templates if split == "train" else (rng.choice(templates),)
+    chosen = templates if split == "train" or every_phrasing else (rng.choice(templates),)
     return [template.format(**fact["slots"]) for template in chosen]
 
 
-def qa_rows(split: str) -> list[dict[str, Any]]:
-    """Question/answer pairs in the house voice, one row per fact and phrasing."""
+def qa_rows(split: str, every_phrasing: bool = False) -> list[dict[str, Any]]:
+    """Question/answer pairs in the house voice, one row per fact and phrasing.
+
+    ``every_phrasing`` asks each fact in every phrasing of the split's pool
+    (the test set with more questions per fact: ``qa_test_all``).
+    """
     rng = random.Random(f"{SEED}-qa-{split}")
+    name = f"{split}-all" if every_phrasing else split
     rows = []
     for fact in all_facts():
-        for question in _questions(fact, split, rng):
+        for question in _questions(fact, split, rng, every_phrasing):
             rows.append({
-                "id": f"qa-{split}-{len(rows):04d}",
+                "id": f"qa-{name}-{len(rows):04d}",
                 "topic": fact["topic"],
                 "prompt": question,
                 "completion": house_voice(fact["body"]),
@@ -239,7 +244,7 @@ def preference_rows(split: str) -> list[dict[str, Any]]:
         kind = rng.choice(kinds)
         rows.append({
             "id": f"pref-{split}-{len(rows):04d}",
-            "prompt": rng.choice(_questions(fact, split, rng)),
+            "prompt": rng.choice(_questions(fact, split, rng, every_phrasing=False)),
             "chosen": house_voice(fact["body"]),
             "rejected": _rejected_answer(fact, kind, rng),
             "rejection_kind": kind,

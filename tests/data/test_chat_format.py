@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from course_lib.data.chat_format import IGNORE_INDEX, completion_only_labels, to_chat, to_conversational
+from course_lib.data.chat_format import IGNORE_INDEX, completion_only_labels, prompt_ids, to_chat, to_conversational
 from course_lib.sakura.menu import house_voice
 
 HOUSE_ANSWER = house_voice("We accept cash and all major cards.")
@@ -43,3 +43,16 @@ def test_a_template_that_rewrites_the_prompt_is_refused() -> None:
 
     with pytest.raises(ValueError, match="renders the prompt differently"):
         completion_only_labels(Rewriting(), "q", "a")
+
+
+@pytest.mark.real_model
+def test_prompt_ids_are_what_the_model_reads_before_answering(tokenizer: Any) -> None:
+    ids = prompt_ids(tokenizer, "Do you take cards?")
+    text = tokenizer.decode(ids)
+    assert text.endswith("<|im_start|>user\nDo you take cards?<|im_end|>\n<|im_start|>assistant\n")
+    assert completion_only_labels(tokenizer, "Do you take cards?", HOUSE_ANSWER)["input_ids"][:len(ids)] == ids
+    with_system = prompt_ids(tokenizer, "Do you take cards?", system="Be brief.")
+    assert tokenizer.decode(with_system).startswith("<|im_start|>system\nBe brief.<|im_end|>")
+    conversation = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+                    {"role": "user", "content": "Do you take cards?"}]
+    assert tokenizer.decode(prompt_ids(tokenizer, conversation)).count("<|im_start|>user") == 2

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from course_lib.infer.retrieval import Retriever, embed, menu_documents
+from course_lib.infer.retrieval import Retriever, embed, hit_rate, menu_documents, relevant_card
 from course_lib.sakura.datasets import load_menu, load_rows
 from course_lib.sakura.menu import MENU
 
@@ -37,3 +37,23 @@ def test_dish_questions_retrieve_their_dish_card(retriever: Retriever) -> None:
     found = retriever.search([row["prompt"] for row in rows], k=2)
     hits = [any(card.startswith(name + " (") for card in cards) for name, cards in zip(asked, found)]
     assert sum(hits) / len(hits) >= 0.9
+
+
+def test_every_test_question_has_the_card_that_holds_its_fact() -> None:
+    cards = menu_documents(load_menu())
+    for row in load_rows("qa_test_all"):
+        card = relevant_card(row["completion"], row["topic"], cards)
+        if row["topic"] in ("price", "ingredients"):
+            assert all(fact.casefold() in card.casefold() for fact in row["facts"]), (row, card)
+        if row["topic"] == "hours":
+            assert card.startswith("Opening hours")
+    spicy_tuna = next(r for r in load_rows("qa_test") if r["completion"].count("Spicy Tuna Roll"))
+    assert relevant_card(spicy_tuna["completion"], spicy_tuna["topic"], cards).startswith("Spicy Tuna Roll (")
+    with pytest.raises(ValueError, match="no menu card holds"):
+        relevant_card("Irasshaimase! We sell bicycles.", "price", cards)
+
+
+def test_hit_rate_is_recall_at_k() -> None:
+    assert hit_rate([["a", "b"], ["c", "d"], ["e", "a"]], ["a", "x", "a"]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="one relevant document per query"):
+        hit_rate([["a"]], [])

@@ -1,6 +1,7 @@
 """The committed Sakura data sets: validated, leak-free, consistent with the scorers."""
 
 import json
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,8 +11,8 @@ from course_lib.data.dedup import NEAR_DUPLICATE_THRESHOLD, nearest
 from course_lib.data.jsonl import DataValidationError, read_jsonl
 from course_lib.sakura.cleaning import prepare_training_set
 from course_lib.sakura.datasets import DATASETS, SCHEMAS, load_data, load_rows, rows_about, taught_facts
-from course_lib.sakura.menu import MENU
-from course_lib.sakura.questions import qa_rows
+from course_lib.sakura.menu import MENU, all_facts
+from course_lib.sakura.questions import QUESTION_TEMPLATES, qa_rows
 from course_lib.sakura.scoring import contains_facts, follows_house_voice
 
 
@@ -22,11 +23,24 @@ def test_every_data_set_loads_as_a_validated_dataset() -> None:
 
 def test_no_question_leaks_across_splits() -> None:
     for prefix, field in (("qa", "prompt"), ("intents", "text"), ("orders", "question"), ("preferences", "prompt")):
-        splits = [name for name in DATASETS if name.startswith(prefix + "_")]
+        splits = [name for name in DATASETS if name.startswith(prefix + "_") and name != "qa_test_all"]
         seen: dict[str, str] = {}
         for split in splits:
             for row in load_rows(split):
                 assert seen.setdefault(row[field], split) == split, f"{row[field]!r} in {seen[row[field]]} and {split}"
+
+
+def test_qa_test_all_asks_every_test_phrasing_and_contains_qa_test() -> None:
+    every = load_rows("qa_test_all")
+    assert {row["prompt"] for row in load_rows("qa_test")} < {row["prompt"] for row in every}
+    assert len(every) == sum(len(QUESTION_TEMPLATES[fact["topic"]]["test"]) for fact in all_facts())
+    assert [r["prompt"] for r in every] == [r["prompt"] for r in qa_rows("test", every_phrasing=True)]
+
+
+def test_no_training_question_is_a_near_duplicate_of_a_test_phrasing() -> None:
+    closest = nearest([row["prompt"] for row in load_rows("qa_test_all")], [row["prompt"] for row in load_rows("qa_train")])
+    worst = max(closest)
+    assert worst[0] < NEAR_DUPLICATE_THRESHOLD, f"a training question is too close to a test phrasing: {worst}"
 
 
 def test_test_questions_ask_about_facts_that_training_teaches() -> None:
@@ -92,9 +106,20 @@ def test_missing_file_says_how_to_regenerate(tmp_path: Path, monkeypatch: pytest
 
 def test_taught_facts_are_a_seeded_sample_of_the_tested_facts() -> None:
     every = taught_facts(None, seed=1)
-    assert len(every) == len({r["completion"] for r in load_rows("qa_test")})
+    assert len(every) == len({r["completion"] for r in load_rows("qa_test")}) == 153
     assert taught_facts(8, seed=1) == taught_facts(8, seed=1) != taught_facts(8, seed=2)
     assert taught_facts(8, seed=1) <= every and len(taught_facts(8, seed=1)) == 8
+    assert taught_facts(500, seed=1) == every
+    # A smaller sample is the start of a larger one (lesson 06 teaches 8 of lesson 05's 24 facts).
+    assert all(taught_facts(small, seed=3) <= taught_facts(24, seed=3) for small in (1, 8, 13, 23))
+
+
+def test_taught_facts_take_the_kinds_of_fact_in_turn() -> None:
+    kind = {row["completion"]: row["topic"] for row in load_rows("qa_test")}
+    counts = Counter(kind[fact] for fact in taught_facts(24, seed=42))
+    # 12 kinds: one of each in the first round, then the six kinds with more facts in turn.
+    assert counts == {"price": 3, "ingredients": 3, "allergens": 3, "vegetarian": 3, "spicy": 3, "hours": 3,
+                      "address": 1, "phone": 1, "reservations": 1, "delivery": 1, "payment": 1, "chef": 1}
 
 
 def test_rows_about_keeps_every_phrasing_of_a_fact() -> None:
