@@ -36,6 +36,7 @@ ANSWER_HASHES: dict[str, str] = {
     "04-deliver-jaccard": "4fe348e6bd620e9a8d6bae8659bc2471c09bd295112f28366a6d7eaa6272df12",
     "04-lost-at-0.7": "71ee45a3c0db9a9865f7313dd3372cf60dca6479d46261f3542eb9346e4a04d6",
     "04-trained-tokens": "59e19706d51d39f66711c2653cd7eb1291c94d9b55eb14bda74ce4dc636d015a",
+    "04-default-banding-misses": "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce",
     "05-epochs": "b1133c6354aaff809f802709e53dacce82e609f9dc426c2da77dc68cf6fe64a0",
     "05-too-low-rate": "a2256756983e68a7911ccf954982c3c765802f6aae4f6f551fce976cefa9b585",
     "05-few-shot-tokens": "fa2b7af0a811b9acde602aacb78e3638e8506dfead5fe6c3425b10b526f94bdd",

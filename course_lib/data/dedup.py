@@ -297,7 +297,8 @@ def synthetic_corpus(messages: list[str], size: int, seed: int, tail_words: int 
     """``size`` texts for timing deduplication as data grows, built from real ``messages``: each is a
     message followed by ``tail_words`` random letter-words, content of its own (in a large corpus most
     pairs of documents share little), and every second text is a near-copy of the one before it with
-    one tail word redrawn (Jaccard around 0.8: some above the threshold, some below)."""
+    one tail word redrawn (Jaccard around 0.8: some above the threshold, some below). The same seed gives
+    the same texts, and a larger corpus starts with the smaller one."""
     rng = random.Random(seed)
 
     def word() -> str:

@@ -193,6 +193,7 @@ def test_synthetic_corpus_is_distinct_texts_with_planted_near_copies() -> None:
     messages = [row["prompt"] for row in qa_rows("train")]
     corpus = synthetic_corpus(messages, 101, seed=0)
     assert len(corpus) == 101 and len(set(corpus)) == 101 and corpus == synthetic_corpus(messages, 101, seed=0)
+    assert synthetic_corpus(messages, 50, seed=0) == corpus[:50]  # a larger corpus extends a smaller one
     planted = [jaccard(shingles(corpus[i]), shingles(corpus[i + 1])) for i in range(0, 100, 2)]
     assert 0.6 < min(planted) and max(planted) < 1.0
     unrelated = [jaccard(shingles(corpus[i]), shingles(corpus[i + 3])) for i in range(0, 96, 2)]
