@@ -36,6 +36,7 @@ ANSWER_HASHES: dict[str, str] = {
     "04-deliver-jaccard": "4fe348e6bd620e9a8d6bae8659bc2471c09bd295112f28366a6d7eaa6272df12",
     "04-lost-at-0.7": "71ee45a3c0db9a9865f7313dd3372cf60dca6479d46261f3542eb9346e4a04d6",
     "04-trained-tokens": "59e19706d51d39f66711c2653cd7eb1291c94d9b55eb14bda74ce4dc636d015a",
+    "04-default-banding-misses": "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce",
     "05-epochs": "77ac319bfe1979e2d799d9e6987e65feb54f61511c03552ebae990826c208590",
     "05-best-rate": "fb2623fa34f7a00513fb7599e0963d1c3fefc9ebf0852b42328dec86c6bb29e1",
     "05-few-shot-tokens": "83f814f7a92e365cbd79f9addceed185761a8d38a06a2d4350bb1fe4b7632b34",

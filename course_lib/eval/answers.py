@@ -100,12 +100,15 @@ def majority_replies(rows: list[dict[str, Any]], reference_rows: list[dict[str, 
     return replies
 
 
-def probe_accuracy(model: Any, tokenizer: Any, batch_size: int) -> float:
-    """The fraction of general-knowledge probe questions answered correctly (greedy, 24 tokens)."""
+def probe_outcomes(model: Any, tokenizer: Any, batch_size: int) -> list[bool]:
+    """Per general-knowledge probe question, whether the greedy reply (24 tokens) holds an accepted answer.
+
+    The list, not the rate: a lesson puts an interval on it and compares two models question by question.
+    """
     probe = load_rows("general_probe")
     replies = generate_replies(model, tokenizer, [row["question"] for row in probe], max_new_tokens=24,
                                batch_size=batch_size, progress=True)
-    return rate([answers_question(reply, row["answers"]) for reply, row in zip(replies, probe)])
+    return [answers_question(reply, row["answers"]) for reply, row in zip(replies, probe)]
 
 
 @torch.no_grad()

@@ -14,6 +14,8 @@ import torch
 from course_lib.assets.models import load_model, load_tokenizer
 
 ENCODER = "minilm-l6-v2"
+HOURS_CARD_LABEL = "Opening hours"
+"""How the hours card starts: written by ``menu_documents``, found by ``relevant_card``."""
 
 
 def menu_documents(menu: dict[str, Any]) -> list[str]:
@@ -29,7 +31,7 @@ def menu_documents(menu: dict[str, Any]) -> list[str]:
     hours = "; ".join(
         f"{day} {'closed' if span is None else span[0] + '-' + span[1]}" for day, span in menu["opening_hours"].items()
     )
-    cards.append(f"Opening hours: {hours}.")
+    cards.append(f"{HOURS_CARD_LABEL}: {hours}.")
     cards += list(menu["policies"].values())
     return cards
 
@@ -64,7 +66,7 @@ def relevant_card(answer: str, topic: str, cards: list[str]) -> str:
     """The menu card that holds the fact a reference answer states: the hours card, the policy card the answer
     quotes, or the card of the dish the answer names (the longest name that fits: "Spicy Tuna Roll" over "Tuna Roll")."""
     if topic == "hours":
-        return next(card for card in cards if card.startswith("Opening hours"))
+        return next(card for card in cards if card.startswith(HOURS_CARD_LABEL))
     quoted = [card for card in cards if card in answer]
     if quoted:
         return quoted[0]

@@ -2,7 +2,7 @@
 
 A causal LM only gives, at each step, one logit per vocabulary token. Everything
 else -- greedy decoding, temperature, top-k, nucleus (top-p) sampling, repetition
-penalty, beam search, best-of-N -- is a rule for turning those logits into the
+penalty, min-p, stop sequences, beam search, best-of-N -- is a rule for turning those logits into the
 next token. This module writes each rule as a small function so a notebook can
 show it, and keeps the conventions of the matching ``transformers`` logits
 processors so that every result can be checked against ``model.generate``.
@@ -37,6 +37,7 @@ class SamplingOptions(TypedDict, total=False):
     temperature: float
     top_k: int | None
     top_p: float | None
+    min_p: float | None
     repetition_penalty: float
     generator: torch.Generator | None
 
@@ -96,6 +97,21 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(remove, float("-inf"))
 
 
+def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Min-p filter: keep the tokens at least ``min_p`` times as likely as the most likely one.
+
+    Like top-p it adapts to the context (a confident peak raises the bar, a flat
+    distribution lowers it), but the cut is relative to the peak instead of a mass to
+    reach. Same computation as ``MinPLogitsWarper``; the most likely token is always kept.
+    """
+    if not 0 <= min_p <= 1:
+        raise ValueError(f"min_p must be in [0, 1], got {min_p}")
+    probs = logits.softmax(dim=-1)
+    remove = probs < min_p * probs.amax(dim=-1, keepdim=True)
+    remove.scatter_(-1, probs.argmax(dim=-1, keepdim=True), False)
+    return logits.masked_fill(remove, float("-inf"))
+
+
 def apply_repetition_penalty(logits: torch.Tensor, input_ids: torch.Tensor, penalty: float) -> torch.Tensor:
     """Make every token already present in ``input_ids`` (prompt included) less likely.
 
@@ -134,9 +150,10 @@ def sample_next_token(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    min_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Temperature, then top-k, then top-p (the order ``generate`` uses), then one draw per row.
+    """Temperature, then top-k, top-p and min-p (the order ``generate`` uses), then one draw per row.
 
     ``temperature == 0`` is greedy decoding: the filters leave only the maximal logits
     and the lowest-id maximum is taken without drawing, exactly like :func:`greedy`.
@@ -147,6 +164,8 @@ def sample_next_token(
         logits = top_k_filter(logits, top_k)
     if top_p is not None:
         logits = top_p_filter(logits, top_p)
+    if min_p is not None:
+        logits = min_p_filter(logits, min_p)
     return greedy(logits) if temperature == 0 else sample(logits, generator)
 
 
@@ -175,6 +194,24 @@ def _next_token_logits(model: PreTrainedModel, new_ids: torch.Tensor, cache: Dyn
     return output.logits[:, -1, :].float()
 
 
+def stop_string_hits(
+    tokenizer: PreTrainedTokenizerBase, generated: torch.Tensor, stop_strings: Sequence[str]
+) -> torch.Tensor:
+    """Which rows' generated text has just written a stop string, shape ``(batch,)``.
+
+    "Just" means the stop string overlaps the last token: it is in the decoded text but
+    not in the text without the last token. Called after every step, this fires on the
+    step that completes the string, also when it spans several tokens or ends inside
+    one -- the rule of ``generate(stop_strings=...)`` (``StopStringCriteria``), written
+    with plain string search instead of its precomputed token tables.
+    """
+    hits = []
+    for row in generated.tolist():
+        text, before = tokenizer.decode(row), tokenizer.decode(row[:-1])
+        hits.append(any(stop in text and stop not in before for stop in stop_strings))
+    return torch.tensor(hits, dtype=torch.bool, device=generated.device)
+
+
 @torch.no_grad()
 def _decode(
     model: PreTrainedModel,
@@ -182,15 +219,20 @@ def _decode(
     max_new_tokens: int,
     choose: TokenChooser,
     eos_token_id: int | Sequence[int] | None,
+    stop_strings: Sequence[str] = (),
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> torch.Tensor:
     """The token-by-token loop shared by greedy decoding and sampling.
 
     Each step: logits of the next token -> ``choose`` -> append. A row that has produced
-    an end-of-sequence token is finished and padded with the first EOS id from then on;
-    the loop stops when every row is finished or after ``max_new_tokens`` steps.
+    an end-of-sequence token, or written one of ``stop_strings`` (decoded with
+    ``tokenizer``), is finished and padded with the first EOS id from then on; the loop
+    stops when every row is finished or after ``max_new_tokens`` steps.
     Returns prompt and continuation, shape ``(batch, prompt_len + generated)``.
     """
     _check_max_new_tokens(max_new_tokens)
+    if stop_strings and tokenizer is None:
+        raise ValueError("stop_strings need the tokenizer to read the generated text: pass tokenizer=")
     eos = _eos_ids(model, eos_token_id)
     cache = DynamicCache(config=model.config)
     ids, new_ids = input_ids, input_ids
@@ -202,6 +244,8 @@ def _decode(
             finished |= torch.isin(token, eos)
         new_ids = token[:, None]
         ids = torch.cat([ids, new_ids], dim=-1)
+        if stop_strings:
+            finished |= stop_string_hits(tokenizer, ids[:, input_ids.shape[1] :], stop_strings)
         if finished.all():
             break
     return ids
@@ -212,13 +256,17 @@ def generate_greedy(
     input_ids: torch.Tensor,
     max_new_tokens: int,
     eos_token_id: int | Sequence[int] | None = None,
+    stop_strings: Sequence[str] = (),
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> torch.Tensor:
     """Greedy decoding: always append the most likely token; equals ``model.generate(do_sample=False)``.
 
     ``eos_token_id`` defaults to the model's generation config; ``[]`` never stops early (for timing).
+    ``stop_strings`` (with the ``tokenizer``) end a row as ``generate(stop_strings=..., tokenizer=...)`` does.
     Returns ``(batch, prompt_len + generated)``.
     """
-    return _decode(model, input_ids, max_new_tokens, lambda logits, _ids: greedy(logits), eos_token_id)
+    return _decode(model, input_ids, max_new_tokens, lambda logits, _ids: greedy(logits), eos_token_id,
+                   stop_strings, tokenizer)
 
 
 def generate_sampling(
@@ -229,22 +277,27 @@ def generate_sampling(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    min_p: float | None = None,
     repetition_penalty: float = 1.0,
     generator: torch.Generator | None = None,
     eos_token_id: int | Sequence[int] | None = None,
+    stop_strings: Sequence[str] = (),
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> torch.Tensor:
     """Sampling: at each step penalise repeats, then :func:`sample_next_token`.
 
     Same pipeline as ``model.generate(do_sample=True, ...)``; with a generator seeded like
     ``torch.manual_seed`` it draws the same tokens. Rows are sampled independently, so
-    ``input_ids.expand(n, -1)`` gives n samples of one prompt. Returns ``(batch, prompt_len + generated)``.
+    ``input_ids.expand(n, -1)`` gives n samples of one prompt. ``stop_strings`` as in :func:`generate_greedy`.
+    Returns ``(batch, prompt_len + generated)``.
     """
 
     def choose(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         logits = apply_repetition_penalty(logits, ids, repetition_penalty)
-        return sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+        return sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                                 generator=generator)
 
-    return _decode(model, input_ids, max_new_tokens, choose, eos_token_id)
+    return _decode(model, input_ids, max_new_tokens, choose, eos_token_id, stop_strings, tokenizer)
 
 
 # ------------------------------------------------------------------------ beam search

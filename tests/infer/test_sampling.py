@@ -6,6 +6,7 @@ import torch
 from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
+    MinPLogitsWarper,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     RepetitionPenaltyLogitsProcessor,
@@ -15,6 +16,7 @@ from transformers import (
 )
 
 from course_lib.assets.models import load_model, load_tokenizer
+from course_lib.data.chat_format import prompt_ids
 from course_lib.infer.sampling import (
     apply_repetition_penalty,
     apply_temperature,
@@ -25,9 +27,11 @@ from course_lib.infer.sampling import (
     generate_greedy,
     generate_sampling,
     greedy,
+    min_p_filter,
     next_token_probs,
     sample,
     sample_next_token,
+    stop_string_hits,
     top_k_filter,
     top_p_filter,
     top_tokens,
@@ -78,6 +82,20 @@ def test_top_p_matches_transformers(top_p: float, ties: bool) -> None:
     warper = TopPLogitsWarper(top_p)
     for logits in random_cases(ties):
         assert torch.equal(top_p_filter(logits, top_p), warper(UNUSED_IDS, logits))
+
+
+@pytest.mark.parametrize("min_p", [0.0, 0.05, 0.3, 1.0])
+@pytest.mark.parametrize("ties", [False, True])
+def test_min_p_matches_transformers(min_p: float, ties: bool) -> None:
+    warper = MinPLogitsWarper(min_p)
+    for logits in random_cases(ties):
+        assert torch.equal(min_p_filter(logits, min_p), warper(UNUSED_IDS, logits.clone()))
+
+
+def test_min_p_keeps_tokens_relative_to_the_peak() -> None:
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    kept = torch.isfinite(min_p_filter(probs.log(), 0.25))
+    assert kept.tolist() == [[True, True, True, False]]  # bar: 0.25 x 0.5 = 0.125
 
 
 @pytest.mark.parametrize("penalty", [0.5, 1.0, 1.3, 3.0])
@@ -175,6 +193,7 @@ def test_sampling_follows_the_distribution() -> None:
         (lambda x: top_p_filter(x, 1.5), "top_p"),
         (lambda x: top_p_filter(x, -0.1), "top_p"),
         (lambda x: top_k_filter(x, 0), "top_k"),
+        (lambda x: min_p_filter(x, 1.5), "min_p"),
         (lambda x: top_k_filter(x, -3), "top_k"),
         (lambda x: top_k_filter(x, 2.5), "top_k"),
         (lambda x: apply_temperature(x, -0.5), "temperature"),
@@ -199,6 +218,8 @@ def test_generation_rejects_bad_arguments(tiny_model: PreTrainedModel) -> None:
         beam_search(tiny_model, prompt, 0, 4)
     with pytest.raises(ValueError, match="input_ids"):
         beam_search(tiny_model, prompt.expand(2, -1), 2, 4)
+    with pytest.raises(ValueError, match="tokenizer="):
+        generate_greedy(tiny_model, prompt, 4, stop_strings=["."])
 
 
 # ----------------------------------------------------------------- loops, tiny model
@@ -313,8 +334,7 @@ def smollm() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
 
 def chat_prompt(tokenizer: PreTrainedTokenizerBase, question: str) -> torch.Tensor:
     """The ids of a one-turn chat ready for the assistant's answer, shape (1, prompt_len)."""
-    messages = [{"role": "user", "content": question}]
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")["input_ids"]
+    return torch.tensor([prompt_ids(tokenizer, question)])
 
 
 def hf_generate(model: PreTrainedModel, input_ids: torch.Tensor, **kwargs):
@@ -341,6 +361,37 @@ def test_seeded_sampling_equals_generate(smollm) -> None:
     theirs = hf_generate(model, prompt, do_sample=True, max_new_tokens=12, **settings)
     assert torch.equal(ours, theirs)
     assert not torch.equal(ours[0], ours[1])
+
+
+@pytest.mark.real_model
+def test_min_p_sampling_equals_generate(smollm) -> None:
+    model, tokenizer = smollm
+    prompt = chat_prompt(tokenizer, "Name a colour.").expand(2, -1)
+    ours = generate_sampling(model, prompt, 12, temperature=1.5, min_p=0.1, generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(3)
+    theirs = hf_generate(model, prompt, do_sample=True, max_new_tokens=12, temperature=1.5, min_p=0.1, top_k=None)
+    assert torch.equal(ours, theirs)
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("stop", [".", " and", "ing"])  # a whole token, a word with its space, the end of a token
+def test_stop_strings_equal_generate(smollm, stop: str) -> None:
+    model, tokenizer = smollm
+    prompt = chat_prompt(tokenizer, "Describe sushi and ramen in three sentences.")
+    ours = generate_greedy(model, prompt, 40, stop_strings=[stop], tokenizer=tokenizer)
+    theirs = hf_generate(model, prompt, do_sample=False, max_new_tokens=40, stop_strings=[stop], tokenizer=tokenizer)
+    assert torch.equal(ours, theirs)
+    text = tokenizer.decode(ours[0, prompt.shape[1] :])
+    assert stop in text and ours.shape[1] < prompt.shape[1] + 40, text
+
+
+@pytest.mark.real_model
+def test_stop_string_hits_only_when_the_last_token_completes_it(smollm) -> None:
+    _, tokenizer = smollm
+    ids = tokenizer("we stop at noon", add_special_tokens=False)["input_ids"]
+    stop_at = next(n for n in range(1, len(ids) + 1) if "stop" in tokenizer.decode(ids[:n]))
+    hits = [bool(stop_string_hits(tokenizer, torch.tensor([ids[:n]]), ["stop"])) for n in range(1, len(ids) + 1)]
+    assert hits == [n == stop_at for n in range(1, len(ids) + 1)]
 
 
 @pytest.mark.real_model

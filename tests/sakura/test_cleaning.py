@@ -1,5 +1,7 @@
 """Sakura Sushi's cleaning rules and the whole pipeline from raw logs to qa_train."""
 
+import hashlib
+import json
 from collections import Counter
 from typing import Any
 
@@ -23,6 +25,11 @@ from course_lib.sakura.cleaning import JUNK_RULES, PUBLIC_FACTS, answer_key, pre
 from course_lib.sakura.logs import LogBook, customer_log_book
 from course_lib.sakura.menu import house_voice
 from course_lib.sakura.questions import SPLITS, intent_rows, qa_rows
+
+
+# SHA-256 of data/qa_train.jsonl as lesson 05 trains on it (512 rows): a change to any cleaning or
+# deduplication step that alters the training set fails here, not silently in lesson 05's numbers.
+QA_TRAIN_SHA256 = "68319fa2cf8168ab02102f62a3e27cdce5680a72d7a317b5b4378ad09a7ba8e3"
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +138,9 @@ def test_the_output_teaches_every_fact_and_leaks_no_eval_question(pipeline: tupl
     assert {row["completion"] for row in qa_rows("test")} <= {row["completion"] for row in rows}
     assert max(sim for sim, _ in nearest([row["prompt"] for row in rows], EVAL_PROMPTS)) < NEAR_DUPLICATE_THRESHOLD
     assert [row["id"] for row in rows] == [f"qa-train-{i:04d}" for i in range(len(rows))]
+
+
+def test_the_training_set_is_unchanged(pipeline: tuple) -> None:
+    rows, _ = pipeline
+    text = "\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n"
+    assert len(rows) == 512 and hashlib.sha256(text.encode("utf-8")).hexdigest() == QA_TRAIN_SHA256
