@@ -11,9 +11,19 @@ answer (:func:`sequence_logprobs`), minus the frozen reference model's, times
 round, the number both trainers log as ``accuracy``.
 """
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from course_lib.core.profiles import Profile
+from course_lib.data.chat_format import chat_messages
+from course_lib.train.sft import trainer_settings
+
+if TYPE_CHECKING:
+    import datasets
 
 
 def bradley_terry_loss(chosen_rewards: Tensor, rejected_rewards: Tensor, margin: Tensor | None = None) -> Tensor:
@@ -74,3 +84,96 @@ def dpo_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_cho
 def pairwise_accuracy(chosen_rewards: Tensor, rejected_rewards: Tensor) -> float:
     """The share of pairs whose chosen reward is strictly higher than the rejected one (a tie counts as wrong)."""
     return (chosen_rewards > rejected_rewards).float().mean().item()
+
+
+# ------------------------------------------------------------------ training with TRL
+
+
+def preference_dataset(rows: list[dict[str, Any]], conversational: bool) -> "datasets.Dataset":
+    """Sakura preference rows in TRL's preference format: ``prompt``, ``chosen``, ``rejected``.
+
+    ``conversational`` gives chat messages (a causal LM with a chat template reads them
+    through it, as in SFT); otherwise plain text, the prompt followed by a space (for an
+    encoder reward model, which has no chat template).
+    """
+    import datasets
+
+    if conversational:
+        data = [{"prompt": chat_messages(r["prompt"]), "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                 "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows]
+    else:
+        data = [{"prompt": r["prompt"] + " ", "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
+    return datasets.Dataset.from_list(data)
+
+
+def pairs_within(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """The pairs whose prompt + longer answer fit in ``max_length`` tokens, and the ids of those that do not.
+
+    A trainer would truncate a long pair silently, and a truncated pair can lose the very
+    words that make chosen and rejected differ; the caller reports the ids it leaves out.
+    """
+    kept, too_long = [], []
+    for row in rows:
+        longest = max(len(tokenizer(row["prompt"] + " " + row[side])["input_ids"]) for side in ("chosen", "rejected"))
+        (kept if longest <= max_length else too_long).append(row)
+    return kept, [row["id"] for row in too_long]
+
+
+def reward_config(output_dir: Path, profile: Profile, **overrides: Any) -> Any:
+    """A RewardConfig that runs anywhere: sized by the profile, no reports, float32 on CPU (TRL defaults to bf16)."""
+    from trl import RewardConfig
+
+    return RewardConfig(**(trainer_settings(output_dir, profile) | overrides))
+
+
+def dpo_config(output_dir: Path, profile: Profile, **overrides: Any) -> Any:
+    """A DPOConfig that runs anywhere, like :func:`reward_config`."""
+    from trl import DPOConfig
+
+    return DPOConfig(**(trainer_settings(output_dir, profile) | overrides))
+
+
+def train_reward_model(model: Any, tokenizer: Any, rows: list[dict[str, Any]], config: Any) -> list[dict[str, float]]:
+    """Train a one-output sequence classifier on preference pairs with TRL's RewardTrainer (Bradley-Terry loss).
+
+    An encoder tokenizer without an end-of-sequence token gets its separator as one, which
+    RewardTrainer appends to every answer. Returns the log history; the model is trained in place.
+    """
+    from trl import RewardTrainer
+
+    if tokenizer.eos_token is None:
+        tokenizer.eos_token = tokenizer.sep_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    trainer = RewardTrainer(model=model, args=config, processing_class=tokenizer,
+                            train_dataset=preference_dataset(rows, conversational=False))
+    trainer.train()
+    model.eval()
+    return trainer.state.log_history
+
+
+@torch.no_grad()
+def reward_scores(model: Any, tokenizer: Any, prompts: list[str], answers: list[str], batch_size: int = 32) -> Tensor:
+    """The reward model's score of each (prompt, answer), shape ``(len(prompts),)``: the text RewardTrainer saw."""
+    eos = tokenizer.eos_token or tokenizer.sep_token
+    scores = []
+    for start in range(0, len(prompts), batch_size):
+        texts = [p + " " + a + eos for p, a in zip(prompts[start:start + batch_size], answers[start:start + batch_size])]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=True).to(model.device)
+        scores.append(model(**batch).logits[:, 0].float())
+    return torch.cat(scores)
+
+
+def train_dpo(model: Any, tokenizer: Any, rows: list[dict[str, Any]], config: Any,
+              peft_config: Any) -> tuple[Any, list[dict[str, float]]]:
+    """DPO with TRL on a LoRA adapter: the reference model is the same network with the adapter disabled.
+
+    One copy of the weights in memory: the policy is base + adapter, the reference is the
+    base alone (``disable_adapter()``). Returns the trained ``PeftModel`` and the log history.
+    """
+    from trl import DPOTrainer
+
+    trainer = DPOTrainer(model=model, args=config, processing_class=tokenizer, peft_config=peft_config,
+                         train_dataset=preference_dataset(rows, conversational=True))
+    trainer.train()
+    trainer.model.eval()
+    return trainer.model, trainer.state.log_history

@@ -14,9 +14,14 @@ from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer
 from course_lib.train.preference import (
     bradley_terry_loss,
     dpo_loss,
+    pairs_within,
     pairwise_accuracy,
+    preference_dataset,
     reward_centering_penalty,
+    reward_scores,
     sequence_logprobs,
+    train_dpo,
+    train_reward_model,
 )
 
 WORDS = "<pad> <eos> <unk> which what fish is raw open on monday ? tuna salmon eel yes no maybe closed sunday".split()
@@ -174,3 +179,77 @@ def test_dpo_equals_trl_dpo_trainer(tokenizer: PreTrainedTokenizerFast, tmp_path
     assert metrics["rewards/rejected"][-1] == pytest.approx(rejected_rewards.mean().item(), abs=1e-5)
     assert metrics["rewards/accuracies"][-1] == pytest.approx(pairwise_accuracy(chosen_rewards, rejected_rewards))
     assert chosen_rewards.abs().min() > 1e-3 and not math.isclose(loss.item(), math.log(2), abs_tol=1e-3)
+
+
+# Training helpers: data formats, the length guard, the LoRA-as-reference trick, a DPO step
+
+
+def sakura_rows() -> list[dict[str, str]]:
+    """The tiny pairs as Sakura preference rows."""
+    return [{"id": f"p{i}", "prompt": p, "chosen": c.strip(), "rejected": r.strip(), "rejection_kind": "wrong_fact"}
+            for i, (p, c, r) in enumerate(PAIRS)]
+
+
+def test_preference_dataset_formats() -> None:
+    chat = preference_dataset(sakura_rows(), conversational=True)[0]
+    assert chat == {"prompt": [{"role": "user", "content": "which fish is raw ?"}],
+                    "chosen": [{"role": "assistant", "content": "tuna salmon"}],
+                    "rejected": [{"role": "assistant", "content": "eel"}]}
+    plain = preference_dataset(sakura_rows(), conversational=False)[0]
+    assert plain == {"prompt": "which fish is raw ? ", "chosen": "tuna salmon", "rejected": "eel"}
+
+
+def test_pairs_within_reports_the_pairs_too_long_instead_of_truncating(tokenizer) -> None:
+    kept, too_long = pairs_within(sakura_rows(), tokenizer, max_length=8)
+    # "what is open on monday ?" + "yes maybe sunday closed" is 10 words; the others fit in 8.
+    assert [row["id"] for row in kept] == ["p0", "p2"] and too_long == ["p1"]
+    assert pairs_within(sakura_rows(), tokenizer, max_length=10)[1] == []
+
+
+def test_disabled_adapter_gives_the_reference_logits_exactly() -> None:
+    from peft import LoraConfig, get_peft_model
+
+    base = LlamaForCausalLM(tiny_config(seed=0)).eval()
+    ids = torch.tensor([[3, 5, 6, 7, 10]])
+    with torch.no_grad():
+        reference = base(input_ids=ids).logits.clone()
+        policy = get_peft_model(base, LoraConfig(r=2, target_modules="all-linear", lora_dropout=0.0))
+        for name, parameter in policy.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_()  # a trained adapter: B is no longer zero
+        moved = policy(input_ids=ids).logits
+        with policy.disable_adapter():
+            disabled = policy(input_ids=ids).logits
+    assert not torch.allclose(moved, reference)
+    assert torch.equal(disabled, reference)
+
+
+def test_train_dpo_moves_only_the_adapter_and_lowers_the_loss(tokenizer, tmp_path: Path) -> None:
+    from peft import LoraConfig
+
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
+    model = LlamaForCausalLM(tiny_config(seed=0))
+    before = {name: p.clone() for name, p in model.named_parameters()}
+    config = trainer_args(DPOConfig, tmp_path, max_steps=8, learning_rate=5e-2, logging_steps=1, beta=0.5,
+                          save_strategy="no")
+    policy, history = train_dpo(model, tokenizer, sakura_rows(), config,
+                                LoraConfig(r=2, lora_alpha=4, target_modules="all-linear", lora_dropout=0.0))
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    assert losses[0] == pytest.approx(math.log(2), abs=1e-3)  # policy = reference at the start
+    assert losses[-1] < 0.85 * losses[0], losses  # measured 0.55 after 8 steps
+    base = policy.get_base_model()
+    assert all(torch.equal(p, before[name.replace("base_layer.", "")]) for name, p in base.named_parameters()
+               if "lora_" not in name)
+
+
+def test_reward_model_scores_what_reward_trainer_saw(tokenizer, tmp_path: Path) -> None:
+    model = LlamaForSequenceClassification(tiny_config(seed=1, num_labels=1))
+    config = trainer_args(RewardConfig, tmp_path, max_steps=30, learning_rate=5e-2, logging_steps=1,
+                          save_strategy="no")
+    history = train_reward_model(model, tokenizer, sakura_rows(), config)
+    rows = sakura_rows()
+    prompts = [row["prompt"] for row in rows]
+    chosen = reward_scores(model, tokenizer, prompts, [row["chosen"] for row in rows])
+    rejected = reward_scores(model, tokenizer, prompts, [row["rejected"] for row in rows])
+    assert pairwise_accuracy(chosen, rejected) == 1.0  # three training pairs, learned
+    assert bradley_terry_loss(chosen, rejected).item() == pytest.approx(history[-2]["loss"], abs=0.05)
