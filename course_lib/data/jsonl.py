@@ -7,7 +7,8 @@ the file, the line number, the field and what was expected.
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 class DataValidationError(ValueError):
@@ -30,13 +31,23 @@ def _texts(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(_text(v) for v in value)
 
 
+@dataclass(frozen=True)
+class RowRule:
+    """A rule across fields of one row (e.g. two answers that must differ), reported on ``field``."""
+
+    check: Callable[[dict[str, Any]], bool]
+    field: str
+    expected: str
+
+
 TEXT = FieldRule(_text, "a non-empty string")
 TEXTS = FieldRule(_texts, "a non-empty list of non-empty strings")
 RAW_TEXT = FieldRule(lambda v: isinstance(v, str), "a string (raw logs may hold empty ones)")
 
 
-def validate_row(row: Any, schema: dict[str, FieldRule], where: str) -> dict[str, Any]:
-    """The row itself if it matches the schema; else an error that starts with ``where``."""
+def validate_row(row: Any, schema: dict[str, FieldRule], where: str,
+                 row_rules: Sequence[RowRule] = ()) -> dict[str, Any]:
+    """The row itself if it matches the schema and the row rules; else an error that starts with ``where``."""
     if not isinstance(row, dict):
         raise DataValidationError(f"{where}: expected a JSON object, got {type(row).__name__}.")
     for name, rule in schema.items():
@@ -49,11 +60,14 @@ def validate_row(row: Any, schema: dict[str, FieldRule], where: str) -> dict[str
         raise DataValidationError(
             f"{where}: unexpected field '{extra[0]}'. Allowed fields: {', '.join(schema)}."
         )
+    for rule in row_rules:
+        if not rule.check(row):
+            raise DataValidationError(f"{where}: field '{rule.field}': expected {rule.expected}, got {row[rule.field]!r}.")
     return row
 
 
-def read_jsonl(path: Path, rules: dict[str, FieldRule]) -> list[dict[str, Any]]:
-    """All rows of a JSONL file, each validated against ``rules`` (field -> rule); ids must be unique."""
+def read_jsonl(path: Path, rules: dict[str, FieldRule], row_rules: Sequence[RowRule] = ()) -> list[dict[str, Any]]:
+    """All rows of a JSONL file, each validated against ``rules`` (field -> rule) and ``row_rules``; ids must be unique."""
     rows: list[dict[str, Any]] = []
     first_line_of_id: dict[str, int] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -64,7 +78,7 @@ def read_jsonl(path: Path, rules: dict[str, FieldRule]) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise DataValidationError(f"{where}: not valid JSON ({error.msg} at column {error.colno}).") from None
-        validate_row(row, rules, where)
+        validate_row(row, rules, where, row_rules)
         if row["id"] in first_line_of_id:
             raise DataValidationError(
                 f"{where}: field 'id': {row['id']!r} already used on line {first_line_of_id[row['id']]}."

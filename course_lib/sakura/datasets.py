@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from course_lib.core.paths import data_dir
-from course_lib.data.jsonl import RAW_TEXT, TEXT, TEXTS, DataValidationError, FieldRule, read_jsonl
+from course_lib.data.jsonl import RAW_TEXT, TEXT, TEXTS, DataValidationError, FieldRule, RowRule, read_jsonl
 from course_lib.sakura.logs import CHANNELS
 from course_lib.sakura.menu import MENU
 from course_lib.sakura.questions import INTENT_LABELS
@@ -67,6 +67,12 @@ SCHEMAS: dict[str, dict[str, FieldRule]] = {
     },
 }
 
+ROW_RULES: dict[str, tuple[RowRule, ...]] = {
+    # A pair whose two answers are the same text teaches nothing and would make the reward margin 0 by construction.
+    "preferences": (RowRule(lambda row: row["chosen"].strip() != row["rejected"].strip(), "rejected",
+                            "an answer different from 'chosen'"),),
+}
+
 
 def schema_name(dataset: str) -> str:
     """The schema of a data set: its name without the split suffix ('qa_train' -> 'qa')."""
@@ -88,7 +94,8 @@ def data_path(dataset: str) -> Path:
 
 def load_rows(dataset: str) -> list[dict[str, Any]]:
     """A data set's validated rows as plain dicts, e.g. ``load_rows('qa_test')``."""
-    return read_jsonl(data_path(dataset), SCHEMAS[schema_name(dataset)])
+    schema = schema_name(dataset)
+    return read_jsonl(data_path(dataset), SCHEMAS[schema], ROW_RULES.get(schema, ()))
 
 
 def load_data(dataset: str) -> "datasets.Dataset":

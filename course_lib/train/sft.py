@@ -46,28 +46,32 @@ def conversational(rows: list[dict[str, Any]]) -> datasets.Dataset:
     return datasets.Dataset.from_list([to_conversational(row) for row in rows])
 
 
-def training_config(output_dir: Path, profile: Profile, **overrides: Any) -> Any:
-    """An SFTConfig that runs anywhere: CPU-safe defaults, sized by the profile, no reports."""
-    from trl import SFTConfig
-
-    settings: dict[str, Any] = {
+def trainer_settings(output_dir: Path, profile: Profile) -> dict[str, Any]:
+    """Settings every course trainer shares: sized by the profile, seeded, no reports, nothing saved, CPU-safe."""
+    return {
         "output_dir": str(output_dir),
         "max_steps": profile.train_steps,
         "per_device_train_batch_size": profile.train_batch_size,
-        "per_device_eval_batch_size": profile.eval_batch_size,
         "max_length": profile.max_seq_length,
-        "learning_rate": 1e-4,
-        "lr_scheduler_type": "constant",
         "logging_steps": 1,
         "save_strategy": "no",
         "report_to": "none",
         "seed": profile.seed,
         "data_seed": profile.seed,
         "use_cpu": profile.device == "cpu",
-        "bf16": profile.dtype == "bfloat16",
+        "bf16": profile.dtype == "bfloat16",  # TRL's configs default to bf16 even on CPU
         "fp16": False,
         "dataloader_num_workers": 0,
         "disable_tqdm": False,
+    }
+
+
+def training_config(output_dir: Path, profile: Profile, **overrides: Any) -> Any:
+    """An SFTConfig that runs anywhere: CPU-safe defaults, sized by the profile, no reports."""
+    from trl import SFTConfig
+
+    settings = trainer_settings(output_dir, profile) | {
+        "per_device_eval_batch_size": profile.eval_batch_size, "learning_rate": 1e-4, "lr_scheduler_type": "constant",
     }
     return SFTConfig(**(settings | overrides))
 

@@ -93,6 +93,26 @@ def test_order_items_must_be_menu_dishes(tmp_path: Path) -> None:
         read_jsonl(path, SCHEMAS["orders"])
 
 
+GOOD_PAIR = {"id": "p1", "prompt": "Price of the Salmon Nigiri?", "chosen": "It costs $4.50.",
+             "rejected": "It costs $9.50.", "rejection_kind": "wrong_fact"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"rejected": " It costs $4.50. "}, r"line 2: field 'rejected': expected an answer different from 'chosen'"),
+        ({"chosen": "  "}, r"line 2: field 'chosen': expected a non-empty string"),
+        ({"prompt": None}, r"line 2: missing field 'prompt'"),
+    ],
+)
+def test_bad_preference_pairs_name_line_and_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change, message) -> None:
+    bad = {key: value for key, value in {**GOOD_PAIR, "id": "p2", **change}.items() if value is not None}
+    (tmp_path / "preferences_train.jsonl").write_text(json.dumps(GOOD_PAIR) + "\n" + json.dumps(bad) + "\n")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataValidationError, match=rf"preferences_train.jsonl, {message}"):
+        load_rows("preferences_train")
+
+
 def test_unknown_data_set_is_named() -> None:
     with pytest.raises(DataValidationError, match=r"Unknown data set 'qa_dev'. Known data sets: qa_train"):
         load_data("qa_dev")
