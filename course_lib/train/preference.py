@@ -88,6 +88,14 @@ def pairwise_accuracy(chosen_rewards: Tensor, rejected_rewards: Tensor) -> float
 
 # ------------------------------------------------------------------ training with TRL
 
+PROMPT_SEPARATOR = " "
+"""What joins prompt and answer in the plain text an encoder reward model reads (TRL concatenates them as given)."""
+
+
+def answer_end(tokenizer: Any) -> str:
+    """The token RewardTrainer appends to every answer: the end-of-sequence token, or an encoder's separator."""
+    return tokenizer.eos_token or tokenizer.sep_token
+
 
 def preference_dataset(rows: list[dict[str, Any]], conversational: bool) -> "datasets.Dataset":
     """Sakura preference rows in TRL's preference format: ``prompt``, ``chosen``, ``rejected``.
@@ -102,7 +110,8 @@ def preference_dataset(rows: list[dict[str, Any]], conversational: bool) -> "dat
         data = [{"prompt": chat_messages(r["prompt"]), "chosen": [{"role": "assistant", "content": r["chosen"]}],
                  "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows]
     else:
-        data = [{"prompt": r["prompt"] + " ", "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
+        data = [{"prompt": r["prompt"] + PROMPT_SEPARATOR, "chosen": r["chosen"], "rejected": r["rejected"]}
+                for r in rows]
     return datasets.Dataset.from_list(data)
 
 
@@ -114,7 +123,8 @@ def pairs_within(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) ->
     """
     kept, too_long = [], []
     for row in rows:
-        longest = max(len(tokenizer(row["prompt"] + " " + row[side])["input_ids"]) for side in ("chosen", "rejected"))
+        longest = max(len(tokenizer(row["prompt"] + PROMPT_SEPARATOR + row[side])["input_ids"])
+                      for side in ("chosen", "rejected"))
         (kept if longest <= max_length else too_long).append(row)
     return kept, [row["id"] for row in too_long]
 
@@ -141,8 +151,7 @@ def train_reward_model(model: Any, tokenizer: Any, rows: list[dict[str, Any]], c
     """
     from trl import RewardTrainer
 
-    if tokenizer.eos_token is None:
-        tokenizer.eos_token = tokenizer.sep_token
+    tokenizer.eos_token = answer_end(tokenizer)
     model.config.pad_token_id = tokenizer.pad_token_id
     trainer = RewardTrainer(model=model, args=config, processing_class=tokenizer,
                             train_dataset=preference_dataset(rows, conversational=False))
@@ -154,10 +163,10 @@ def train_reward_model(model: Any, tokenizer: Any, rows: list[dict[str, Any]], c
 @torch.no_grad()
 def reward_scores(model: Any, tokenizer: Any, prompts: list[str], answers: list[str], batch_size: int = 32) -> Tensor:
     """The reward model's score of each (prompt, answer), shape ``(len(prompts),)``: the text RewardTrainer saw."""
-    eos = tokenizer.eos_token or tokenizer.sep_token
     scores = []
     for start in range(0, len(prompts), batch_size):
-        texts = [p + " " + a + eos for p, a in zip(prompts[start:start + batch_size], answers[start:start + batch_size])]
+        texts = [prompt + PROMPT_SEPARATOR + answer + answer_end(tokenizer)
+                 for prompt, answer in zip(prompts[start:start + batch_size], answers[start:start + batch_size])]
         batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=True).to(model.device)
         scores.append(model(**batch).logits[:, 0].float())
     return torch.cat(scores)
