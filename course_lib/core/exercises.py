@@ -47,6 +47,8 @@ ANSWER_HASHES: dict[str, str] = {
     "06-lora-q-proj": "1b21182d31e4941b4dcd2ba3e83f5970ded2005027f8bf0d13c563743b9b6756",
     "06-lora-all-linear-r16": "e60cb9346a5e378124c4ce8213977a9ba4a8f15e77accc0889e8cbf686965765",
     "06-soft-prompt-20": "b19eaa4c809510725e30852809aceb36c1069d7cb30c6124749212274b72b22a",
+    "07-best-of-4-kl": "b8a317635cd7454381f141f22cb42f86266193b955f2f81fe47af7b4e9205910",
+    "07-dpo-pair-loss": "3a6d2f79a2f509e9fc7f0afdc79725e50a2432c5aca2f9b44c6b745abe6df1b3",
 }
 
 

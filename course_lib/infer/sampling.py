@@ -17,6 +17,7 @@ Conventions:
 * filters validate their arguments and raise ``ValueError`` naming the bad one.
 """
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypedDict, Unpack
@@ -455,6 +456,39 @@ def best_of_n(
     completions = [_until_eos(row[len(prompt) :], eos) for row in samples]
     candidates = [Candidate(completion, score(prompt, completion)) for completion in completions]
     return sorted(candidates, key=lambda candidate: candidate.score, reverse=True)
+
+
+def expected_best_of_n(scores: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
+    """The expected ``values`` of best-of-n, per prompt, from ``N >= n`` samples already drawn and scored.
+
+    ``scores`` and ``values`` have shape ``(prompts, N)``: the scorer's number for each sample
+    (e.g. a reward model) and what we care about in that sample (the reward itself, or a true
+    measure such as "states the fact"). Best-of-n draws n of the N samples and keeps the
+    highest-scoring one. Averaging over *every* n-subset instead of one draw gives the same
+    expectation with far less noise: the sample of rank i (1 = lowest score) is the best of
+    C(i-1, n-1) of the C(N, n) subsets. Of two equal scores, the later sample counts as the higher.
+    """
+    if scores.shape != values.shape or scores.dim() != 2:
+        raise ValueError(f"scores and values must share one (prompts, N) shape, got {tuple(scores.shape)} "
+                         f"and {tuple(values.shape)}")
+    total = scores.shape[1]
+    if not 1 <= n <= total:
+        raise ValueError(f"n must be between 1 and the {total} samples drawn, got {n}")
+    ranks = torch.arange(1, total + 1)
+    weights = torch.tensor([math.comb(int(i) - 1, n - 1) for i in ranks], dtype=torch.float64) / math.comb(total, n)
+    order = torch.sort(scores, dim=1, stable=True).indices
+    return (values.gather(1, order).double() * weights).sum(dim=1)
+
+
+def best_of_n_kl(n: int) -> float:
+    """The KL divergence of best-of-n from the model it samples, log n − (n − 1)/n nats (Stiennon et al., 2020).
+
+    Exact for the distribution of the pick when the scorer has no ties, and an upper bound otherwise
+    (Beirami et al., 2024): a cheap way to put best-of-n on the same KL axis as a trained policy.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return math.log(n) - (n - 1) / n
 
 
 # --------------------------------------------------------------- diversity and plots

@@ -8,7 +8,10 @@ Sakura Sushi's voice, and does the model still know what it knew before.
 import re
 import unicodedata
 
-from course_lib.sakura.menu import GREETING, SIGN_OFF
+from course_lib.sakura.menu import ALLERGY_NOTE, GREETING, SIGN_OFF
+
+ALLERGY_WARNING = ALLERGY_NOTE.split(":")[0]
+"""The note's request, "Please tell us about any allergy when you order": what :func:`gives_allergy_note` looks for."""
 
 
 def fold_text(text: str) -> str:
@@ -37,3 +40,12 @@ def answers_question(answer: str, accepted: list[str]) -> bool:
 def rate(flags: list[bool]) -> float:
     """The fraction of True flags (0.0 for an empty list)."""
     return sum(flags) / len(flags) if flags else 0.0
+
+
+def gives_allergy_note(answer: str) -> bool:
+    """Does the answer carry the kitchen's allergy warning (ask the guest about allergies; what the kitchen handles)?
+
+    Sakura's reference answers about allergens end with it: a dish's own ingredients are not the
+    whole risk in a kitchen that handles fish, shellfish, soy, sesame, gluten, egg and milk.
+    """
+    return fold_text(ALLERGY_WARNING) in fold_text(answer)

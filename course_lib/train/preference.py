@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from course_lib.core.profiles import Profile
-from course_lib.data.chat_format import chat_messages
+from course_lib.data.chat_format import IGNORE_INDEX, chat_messages, completion_only_labels
 from course_lib.train.sft import trainer_settings
 
 if TYPE_CHECKING:
@@ -86,6 +86,106 @@ def pairwise_accuracy(chosen_rewards: Tensor, rejected_rewards: Tensor) -> float
     return (chosen_rewards > rejected_rewards).float().mean().item()
 
 
+def token_kl(policy_logits: Tensor, reference_logits: Tensor) -> Tensor:
+    """KL(π ‖ π_ref) of the next-token distributions at every position, exact (summed over the vocabulary).
+
+    Σ_v π(v) (log π(v) − log π_ref(v)): how much more surprised the reference is, on average,
+    by what the policy would say next. Zero exactly where the two distributions agree.
+    Shape: the logits' without the vocabulary axis.
+    """
+    policy_logps = torch.log_softmax(policy_logits.float(), dim=-1)
+    reference_logps = torch.log_softmax(reference_logits.float(), dim=-1)
+    return (policy_logps.exp() * (policy_logps - reference_logps)).sum(dim=-1)
+
+
+# ------------------------------------------------------------ measuring a LoRA policy against its reference
+
+
+def completion_batch(tokenizer: Any, prompts: list[str], answers: list[str]) -> tuple[Tensor, Tensor, Tensor]:
+    """``input_ids``, ``attention_mask`` and ``completion_mask`` of chat prompts with their answers, right-padded.
+
+    The answer is the assistant's turn with its end-of-turn token, tokenized as SFT and TRL's
+    DPOTrainer tokenize a conversation; ``completion_mask`` is 1 on the answer's tokens only.
+    """
+    rows = [completion_only_labels(tokenizer, prompt, answer) for prompt, answer in zip(prompts, answers)]
+    width = max(len(row["input_ids"]) for row in rows)
+    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    completion_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        length = len(row["input_ids"])
+        input_ids[i, :length] = torch.tensor(row["input_ids"])
+        attention_mask[i, :length] = 1
+        completion_mask[i, :length] = torch.tensor([label != IGNORE_INDEX for label in row["labels"]], dtype=torch.long)
+    return input_ids, attention_mask, completion_mask
+
+
+@torch.no_grad()
+def answer_logprobs(model: Any, tokenizer: Any, prompts: list[str], answers: list[str], batch_size: int = 8) -> Tensor:
+    """log π(answer | prompt) of each chat answer under ``model``, shape ``(len(prompts),)``.
+
+    For a LoRA policy, the same call inside ``with model.disable_adapter():`` gives the reference's.
+    With the policy's and the reference's log-probabilities of held-out chosen and rejected answers,
+    :func:`dpo_loss` gives the implicit rewards, and :func:`pairwise_accuracy` the held-out preference accuracy.
+    """
+    logps = []
+    for start in range(0, len(prompts), batch_size):
+        batch = completion_batch(tokenizer, prompts[start:start + batch_size], answers[start:start + batch_size])
+        logps.append(sequence_logprobs(model, *(t.to(model.device) for t in batch)).cpu())
+    return torch.cat(logps)
+
+
+@torch.no_grad()
+def kl_to_reference(model: Any, tokenizer: Any, prompts: list[str], answers: list[str],
+                    batch_size: int = 8) -> Tensor:
+    """How far a LoRA policy has moved from its reference: per answer, the exact KL summed over its tokens.
+
+    Measured along the policy's own answers (pass what it generated), as RLHF measures it:
+    Σ_t KL(π(·|context_t) ‖ π_ref(·|context_t)). 0 for the untrained adapter. Shape ``(len(prompts),)``.
+    """
+    kls = []
+    for start in range(0, len(prompts), batch_size):
+        input_ids, attention_mask, completion_mask = (t.to(model.device) for t in completion_batch(
+            tokenizer, prompts[start:start + batch_size], answers[start:start + batch_size]))
+        policy_logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
+        with model.disable_adapter():
+            reference_logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
+        kls.append((token_kl(policy_logits, reference_logits) * completion_mask[:, 1:]).sum(dim=1).cpu())
+    return torch.cat(kls)
+
+
+def on_policy_pairs(rows: list[dict[str, Any]], replies: list[str]) -> list[dict[str, Any]]:
+    """Preference rows whose rejected answer is the model's own reply to the prompt, and chosen the reference.
+
+    DPO learns most from pairs the policy could actually produce: an offline rejected answer that
+    the model would never write (logp far below its own) teaches little about what it *does* write.
+    Replies equal to the chosen answer make no pair and are dropped.
+    """
+    if len(replies) != len(rows):
+        raise ValueError(f"{len(replies)} replies for {len(rows)} preference rows: give one reply per row")
+    return [row | {"rejected": reply.strip(), "rejection_kind": "own_reply"}
+            for row, reply in zip(rows, replies) if reply.strip() and reply.strip() != row["chosen"].strip()]
+
+
+def optimal_policy_weights(rewards: Tensor, beta: float) -> Tensor:
+    """The policy DPO and RLHF aim at, π*(y) ∝ π_ref(y)·exp(r(y)/β), on N answers sampled from π_ref.
+
+    ``rewards`` has shape ``(prompts, N)``. The samples already carry π_ref's probabilities (each
+    was drawn from it), so on them π* is a softmax of r/β: a large β leaves the reference's
+    uniform weights, β → 0 puts all weight on the best answer (best-of-N). Returns the weights,
+    one row per prompt, summing to 1.
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    return torch.softmax(rewards.double() / beta, dim=-1)
+
+
+def kl_from_uniform(weights: Tensor) -> Tensor:
+    """KL(weights ‖ uniform) per row, Σ w log(N·w): how far a reweighting of N samples is from the sampler."""
+    n = weights.shape[-1]
+    return torch.special.xlogy(weights, weights * n).sum(dim=-1)
+
+
 # ------------------------------------------------------------------ training with TRL
 
 PROMPT_SEPARATOR = " "
@@ -116,31 +216,38 @@ def preference_dataset(rows: list[dict[str, Any]], conversational: bool) -> "dat
 
 
 def pairs_within(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> tuple[list[dict[str, Any]], list[str]]:
-    """The pairs whose prompt + longer answer fit in ``max_length`` tokens, and the ids of those that do not.
+    """The pairs whose prompt + longer answer + end token fit in ``max_length`` tokens, and the ids of those that do not.
 
     A trainer would truncate a long pair silently, and a truncated pair can lose the very
     words that make chosen and rejected differ; the caller reports the ids it leaves out.
     """
     kept, too_long = [], []
     for row in rows:
-        longest = max(len(tokenizer(row["prompt"] + PROMPT_SEPARATOR + row[side])["input_ids"])
+        longest = max(len(tokenizer(row["prompt"] + PROMPT_SEPARATOR + row[side] + answer_end(tokenizer))["input_ids"])
                       for side in ("chosen", "rejected"))
         (kept if longest <= max_length else too_long).append(row)
     return kept, [row["id"] for row in too_long]
 
 
+NO_CHECKPOINTING = {"activation_checkpointing": False}
+
+
 def reward_config(output_dir: Path, profile: Profile, **overrides: Any) -> Any:
-    """A RewardConfig that runs anywhere: sized by the profile, no reports, float32 on CPU (TRL defaults to bf16)."""
+    """A RewardConfig that runs anywhere: sized by the profile, no reports, float32 on CPU (TRL defaults to bf16).
+
+    Activation checkpointing (on by default in TRL) is off: it recomputes every forward pass to save
+    memory these small models do not need, and without it the reward model trained in 115 s instead of 190 s.
+    """
     from trl import RewardConfig
 
-    return RewardConfig(**(trainer_settings(output_dir, profile) | overrides))
+    return RewardConfig(**(trainer_settings(output_dir, profile) | NO_CHECKPOINTING | overrides))
 
 
 def dpo_config(output_dir: Path, profile: Profile, **overrides: Any) -> Any:
     """A DPOConfig that runs anywhere, like :func:`reward_config`."""
     from trl import DPOConfig
 
-    return DPOConfig(**(trainer_settings(output_dir, profile) | overrides))
+    return DPOConfig(**(trainer_settings(output_dir, profile) | NO_CHECKPOINTING | overrides))
 
 
 def train_reward_model(model: Any, tokenizer: Any, rows: list[dict[str, Any]], config: Any) -> list[dict[str, float]]:
@@ -172,12 +279,13 @@ def reward_scores(model: Any, tokenizer: Any, prompts: list[str], answers: list[
     return torch.cat(scores)
 
 
-def train_dpo(model: Any, tokenizer: Any, rows: list[dict[str, Any]], config: Any,
-              peft_config: Any) -> tuple[Any, list[dict[str, float]]]:
+def train_dpo(model: Any, tokenizer: Any, rows: list[dict[str, Any]], config: Any, peft_config: Any) -> Any:
     """DPO with TRL on a LoRA adapter: the reference model is the same network with the adapter disabled.
 
     One copy of the weights in memory: the policy is base + adapter, the reference is the
-    base alone (``disable_adapter()``). Returns the trained ``PeftModel`` and the log history.
+    base alone (``disable_adapter()``). Returns the trained ``DPOTrainer``: ``.model`` is the
+    ``PeftModel`` (in eval mode), ``.state.log_history`` the logged losses and rewards, and
+    ``.compute_loss`` TRL's loss, to check ours against on any batch of its ``data_collator``.
     """
     from trl import DPOTrainer
 
@@ -185,4 +293,4 @@ def train_dpo(model: Any, tokenizer: Any, rows: list[dict[str, Any]], config: An
                          train_dataset=preference_dataset(rows, conversational=True))
     trainer.train()
     trainer.model.eval()
-    return trainer.model, trainer.state.log_history
+    return trainer

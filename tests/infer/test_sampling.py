@@ -24,6 +24,7 @@ from course_lib.infer.sampling import (
     best_of_n,
     completion_log_probs,
     distinct_n,
+    expected_best_of_n,
     generate_greedy,
     generate_sampling,
     greedy,
@@ -301,6 +302,27 @@ def test_best_of_n_uses_a_plugged_in_scorer(tiny_model: PreTrainedModel) -> None
 
     candidates = best_of_n(tiny_model, prompt, 5, 4, scorer=token_sum, generator=torch.Generator().manual_seed(2))
     assert [c.score for c in candidates] == sorted((float(c.tokens.sum()) for c in candidates), reverse=True)
+
+
+def test_expected_best_of_n_averages_the_pick_over_every_subset() -> None:
+    """Against brute force: every n-subset of the N samples, the best-scoring one's value, averaged."""
+    import itertools
+
+    generator = torch.Generator().manual_seed(0)
+    scores, values = torch.randn(3, 6, generator=generator), torch.randn(3, 6, generator=generator)
+    for n in range(1, 7):
+        brute = torch.tensor([[values[p, max(subset, key=lambda i: scores[p, i])].item()
+                               for subset in itertools.combinations(range(6), n)] for p in range(3)]).mean(dim=1)
+        torch.testing.assert_close(expected_best_of_n(scores, values, n), brute.double())
+    torch.testing.assert_close(expected_best_of_n(scores, values, 1), values.double().mean(dim=1))  # n=1: any sample
+    torch.testing.assert_close(expected_best_of_n(scores, scores, 6), scores.double().max(dim=1).values)
+
+
+def test_expected_best_of_n_rejects_bad_shapes_and_n() -> None:
+    with pytest.raises(ValueError, match="between 1 and the 4 samples"):
+        expected_best_of_n(torch.zeros(2, 4), torch.zeros(2, 4), 5)
+    with pytest.raises(ValueError, match="one \\(prompts, N\\) shape"):
+        expected_best_of_n(torch.zeros(2, 4), torch.zeros(2, 3), 2)
 
 
 # ---------------------------------------------------------------------------- distinct-n

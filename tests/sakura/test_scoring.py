@@ -1,6 +1,8 @@
 """Scorers of answers on the running example."""
 
-from course_lib.sakura.scoring import answers_question, contains_facts, fold_text, follows_house_voice, rate
+from course_lib.sakura.scoring import (
+    answers_question, contains_facts, fold_text, follows_house_voice, gives_allergy_note, rate,
+)
 
 
 def test_fold_text_folds_case_width_and_spaces() -> None:
@@ -33,3 +35,10 @@ def test_answers_question_matches_whole_words_only() -> None:
 def test_rate() -> None:
     assert rate([True, False, True, True]) == 0.75
     assert rate([]) == 0.0
+
+
+def test_gives_allergy_note_finds_the_request_in_any_case_and_spacing() -> None:
+    assert gives_allergy_note("Irasshaimase! The Eel Nigiri contains fish. PLEASE tell us about  any allergy when you "
+                              "order: our kitchen handles fish. Arigato, Sakura Sushi.")
+    assert not gives_allergy_note("Irasshaimase! The Eel Nigiri contains fish. Arigato, Sakura Sushi.")
+    assert not gives_allergy_note("Please tell us when you order.")

@@ -13,13 +13,18 @@ from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer
 
 from course_lib.train.preference import (
     bradley_terry_loss,
+    completion_batch,
+    answer_logprobs,
     dpo_loss,
+    kl_to_reference,
+    on_policy_pairs,
     pairs_within,
     pairwise_accuracy,
     preference_dataset,
     reward_centering_penalty,
     reward_scores,
     sequence_logprobs,
+    token_kl,
     train_dpo,
     train_reward_model,
 )
@@ -201,9 +206,10 @@ def test_preference_dataset_formats() -> None:
 
 def test_pairs_within_reports_the_pairs_too_long_instead_of_truncating(tokenizer) -> None:
     kept, too_long = pairs_within(sakura_rows(), tokenizer, max_length=8)
-    # "what is open on monday ?" + "yes maybe sunday closed" is 10 words; the others fit in 8.
+    # "what is open on monday ?" + "yes maybe sunday closed" + the appended <eos> is 11 tokens; the others fit in 8.
     assert [row["id"] for row in kept] == ["p0", "p2"] and too_long == ["p1"]
-    assert pairs_within(sakura_rows(), tokenizer, max_length=10)[1] == []
+    assert pairs_within(sakura_rows(), tokenizer, max_length=10)[1] == ["p1"]  # the end token counts
+    assert pairs_within(sakura_rows(), tokenizer, max_length=11)[1] == []
 
 
 def test_disabled_adapter_gives_the_reference_logits_exactly() -> None:
@@ -232,9 +238,10 @@ def test_train_dpo_moves_only_the_adapter_and_lowers_the_loss(tokenizer, tmp_pat
     before = {name: p.clone() for name, p in model.named_parameters()}
     config = trainer_args(DPOConfig, tmp_path, max_steps=8, learning_rate=5e-2, logging_steps=1, beta=0.5,
                           save_strategy="no")
-    policy, history = train_dpo(model, tokenizer, sakura_rows(), config,
-                                LoraConfig(r=2, lora_alpha=4, target_modules="all-linear", lora_dropout=0.0))
-    losses = [entry["loss"] for entry in history if "loss" in entry]
+    trainer = train_dpo(model, tokenizer, sakura_rows(), config,
+                        LoraConfig(r=2, lora_alpha=4, target_modules="all-linear", lora_dropout=0.0))
+    policy = trainer.model
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert losses[0] == pytest.approx(math.log(2), abs=1e-3)  # policy = reference at the start
     assert losses[-1] < 0.85 * losses[0], losses  # measured 0.55 after 8 steps
     base = policy.get_base_model()
@@ -253,3 +260,94 @@ def test_reward_model_scores_what_reward_trainer_saw(tokenizer, tmp_path: Path) 
     rejected = reward_scores(model, tokenizer, prompts, [row["rejected"] for row in rows])
     assert pairwise_accuracy(chosen, rejected) == 1.0  # three training pairs, learned
     assert bradley_terry_loss(chosen, rejected).item() == pytest.approx(history[-2]["loss"], abs=0.05)
+
+
+# Measuring a LoRA policy against its reference
+
+
+TEMPLATE = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
+
+
+def test_token_kl_is_the_exact_kl_of_the_next_token_distributions() -> None:
+    generator = torch.Generator().manual_seed(0)
+    policy, reference = torch.randn(2, 5, 7, generator=generator), torch.randn(2, 5, 7, generator=generator)
+    theirs = torch.nn.functional.kl_div(reference.log_softmax(-1), policy.log_softmax(-1), log_target=True,
+                                        reduction="none").sum(-1)
+    torch.testing.assert_close(token_kl(policy, reference), theirs)
+    assert token_kl(policy, policy).abs().max() < 1e-6 and (token_kl(policy, reference) > 0).all()
+
+
+def test_completion_batch_is_the_chosen_half_of_trl_dpo_batch(tokenizer, tmp_path: Path) -> None:
+    tokenizer.chat_template = TEMPLATE
+    rows = sakura_rows()
+    trainer = DPOTrainer(model=LlamaForCausalLM(tiny_config(seed=1)), ref_model=LlamaForCausalLM(tiny_config(seed=2)),
+                         processing_class=tokenizer, train_dataset=preference_dataset(rows, conversational=True),
+                         args=trainer_args(DPOConfig, tmp_path))
+    theirs = trainer.data_collator(list(trainer.train_dataset))
+    ours = completion_batch(tokenizer, [r["prompt"] for r in rows], [r["chosen"] for r in rows])
+    width = ours[0].shape[1]
+    for mine, key in zip(ours, ("input_ids", "attention_mask", "completion_mask")):
+        assert torch.equal(mine, theirs[key][:len(rows), :width]), key
+    assert not theirs["attention_mask"][:len(rows), width:].any()  # nothing beyond our width but padding
+
+
+def fresh_lora_policy() -> torch.nn.Module:
+    """A fresh LoRA policy on the tiny model: B = 0, so it equals its reference until B moves."""
+    from peft import LoraConfig, get_peft_model
+
+    policy = get_peft_model(LlamaForCausalLM(tiny_config(seed=0)).eval(),
+                            LoraConfig(r=2, target_modules="all-linear", lora_dropout=0.0))
+    return policy
+
+
+def test_kl_and_log_ratios_are_zero_until_the_adapter_moves(tokenizer) -> None:
+    tokenizer.chat_template = TEMPLATE
+    rows = sakura_rows()
+    prompts, answers = [r["prompt"] for r in rows], [r["chosen"] for r in rows]
+    policy = fresh_lora_policy()
+    assert kl_to_reference(policy, tokenizer, prompts, answers).abs().max() < 1e-6
+    with policy.disable_adapter():
+        reference = answer_logprobs(policy, tokenizer, prompts, answers)
+    torch.testing.assert_close(answer_logprobs(policy, tokenizer, prompts, answers), reference)
+    with torch.no_grad():
+        for name, parameter in policy.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(generator=torch.Generator().manual_seed(0))
+    kl = kl_to_reference(policy, tokenizer, prompts, answers, batch_size=2)  # two batches, padded differently
+    assert kl.shape == (3,) and (kl > 1e-3).all()
+    moved = answer_logprobs(policy, tokenizer, prompts, answers, batch_size=2)
+    assert (moved - reference).abs().min() > 1e-4
+    # batching and padding change nothing: each row equals the row scored alone
+    for i in range(3):
+        alone = sequence_logprobs(policy, *completion_batch(tokenizer, prompts[i:i + 1], answers[i:i + 1]))
+        assert moved[i].item() == pytest.approx(alone.item(), abs=1e-5)
+
+
+def test_on_policy_pairs_reject_the_model_own_reply_and_drop_copies_of_the_chosen() -> None:
+    rows = sakura_rows()
+    pairs = on_policy_pairs(rows, ["eel", "no ", "  "])
+    assert [(p["id"], p["rejected"], p["rejection_kind"]) for p in pairs] == [("p0", "eel", "own_reply")]
+    assert pairs[0]["chosen"] == rows[0]["chosen"] and pairs[0]["prompt"] == rows[0]["prompt"]
+    with pytest.raises(ValueError, match="2 replies for 3 preference rows"):
+        on_policy_pairs(rows, ["a", "b"])
+
+
+def test_optimal_policy_weights_run_from_the_reference_to_the_best_answer() -> None:
+    from course_lib.infer.sampling import best_of_n_kl
+    from course_lib.train.preference import kl_from_uniform, optimal_policy_weights
+
+    rewards = torch.tensor([[0.0, 1.0, 3.0, 2.0]])
+    uniform = optimal_policy_weights(rewards, beta=1e12)
+    torch.testing.assert_close(uniform, torch.full((1, 4), 0.25, dtype=torch.float64))
+    greedy = optimal_policy_weights(rewards, beta=1e-3)
+    assert greedy[0, 2] == pytest.approx(1.0) and kl_from_uniform(greedy).item() == pytest.approx(math.log(4))
+    weights = optimal_policy_weights(rewards, beta=1.0)
+    expected = torch.exp(rewards[0].double()) / torch.exp(rewards[0].double()).sum()
+    torch.testing.assert_close(weights[0], expected)
+    assert kl_from_uniform(weights).item() == pytest.approx(float((expected * torch.log(4 * expected)).sum()))
+    assert kl_from_uniform(uniform).item() == pytest.approx(0.0, abs=1e-9)
+    # best-of-n has a KL of its own, between the two: 0 at n = 1, below log n at n = 4
+    assert best_of_n_kl(1) == 0.0 and best_of_n_kl(4) == pytest.approx(math.log(4) - 0.75)
+    assert 0 < best_of_n_kl(4) < math.log(4)
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        optimal_policy_weights(rewards, beta=0.0)
