@@ -49,6 +49,8 @@ ANSWER_HASHES: dict[str, str] = {
     "06-soft-prompt-20": "b19eaa4c809510725e30852809aceb36c1069d7cb30c6124749212274b72b22a",
     "07-best-of-4-kl": "b8a317635cd7454381f141f22cb42f86266193b955f2f81fe47af7b4e9205910",
     "07-dpo-pair-loss": "3a6d2f79a2f509e9fc7f0afdc79725e50a2432c5aca2f9b44c6b745abe6df1b3",
+    "08-gae-first-token": "a30a043314fa89294fa2c1c989a01fbb5329e5c085a5c5a8d27317656de24ae0",
+    "08-clipped-objective": "0814305f8cfb2f14744b7c7ce9da6768802df7bdd801d62be3e0d7caa0d84c81",
 }
 
 

@@ -37,7 +37,11 @@ class RowRule:
 
     check: Callable[[dict[str, Any]], bool]
     field: str
-    expected: str
+    expected: str | Callable[[dict[str, Any]], str]  # a text, or one computed from the row (e.g. the right total)
+
+    def expectation(self, row: dict[str, Any]) -> str:
+        """What the field should have held, for the error message."""
+        return self.expected(row) if callable(self.expected) else self.expected
 
 
 TEXT = FieldRule(_text, "a non-empty string")
@@ -62,7 +66,8 @@ def validate_row(row: Any, schema: dict[str, FieldRule], where: str,
         )
     for rule in row_rules:
         if not rule.check(row):
-            raise DataValidationError(f"{where}: field '{rule.field}': expected {rule.expected}, got {row[rule.field]!r}.")
+            raise DataValidationError(
+                f"{where}: field '{rule.field}': expected {rule.expectation(row)}, got {row[rule.field]!r}.")
     return row
 
 

@@ -8,13 +8,14 @@ silently on garbage. The files are written by :mod:`course_lib.sakura.generate`.
 import json
 import random
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from course_lib.core.paths import data_dir
 from course_lib.data.jsonl import RAW_TEXT, TEXT, TEXTS, DataValidationError, FieldRule, RowRule, read_jsonl
 from course_lib.sakura.logs import CHANNELS
-from course_lib.sakura.menu import MENU
+from course_lib.sakura.menu import MENU, order_total
 from course_lib.sakura.questions import INTENT_LABELS
 
 if TYPE_CHECKING:
@@ -71,6 +72,9 @@ ROW_RULES: dict[str, tuple[RowRule, ...]] = {
     # A pair whose two answers are the same text teaches nothing and would make the reward margin 0 by construction.
     "preferences": (RowRule(lambda row: row["chosen"].strip() != row["rejected"].strip(), "rejected",
                             "an answer different from 'chosen'"),),
+    # A verifiable reward is only as good as its answer key: the stated total must be what the items cost.
+    "orders": (RowRule(lambda row: Decimal(row["total"]) == order_total(row["items"]), "total",
+                       lambda row: f"'{order_total(row['items']):.2f}' (the items' menu prices × quantities)"),),
 }
 
 

@@ -7,6 +7,7 @@ set of the course is generated from these facts (:mod:`course_lib.sakura.questio
 """
 
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from typing import Any
 
 SEED = 2024
@@ -89,6 +90,11 @@ POLICIES: dict[str, tuple[str, tuple[str, ...]]] = {
 def dish_named(name: str) -> Dish:
     """The menu's dish called ``name``."""
     return next(dish for dish in MENU if dish.name == name)
+
+
+def order_total(items: list[dict[str, Any]]) -> Decimal:
+    """What an order costs: Σ price × quantity over its items (``{"dish": name, "quantity": n}``), exactly."""
+    return sum((Decimal(dish_named(item["dish"]).price) * item["quantity"] for item in items), Decimal("0"))
 
 
 def join_words(items: tuple[str, ...] | list[str]) -> str:

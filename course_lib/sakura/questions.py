@@ -7,10 +7,11 @@ same facts as training, but never in words the model was trained on.
 
 import random
 from dataclasses import replace
-from decimal import Decimal
 from typing import Any
 
-from course_lib.sakura.menu import MENU, OPENING_HOURS, SEED, all_facts, dish_fact, dish_named, house_voice, join_words
+from course_lib.sakura.menu import (
+    MENU, OPENING_HOURS, SEED, all_facts, dish_fact, dish_named, house_voice, join_words, order_total,
+)
 
 SPLITS = ("train", "validation", "test")
 
@@ -265,7 +266,7 @@ def order_rows(split: str, count: int) -> list[dict[str, Any]]:
         if question in seen:
             continue
         seen.add(question)
-        total = sum(Decimal(dish_named(item["dish"]).price) * item["quantity"] for item in items)
+        total = order_total(items)
         rows.append({"id": f"order-{split}-{len(rows):04d}", "question": question, "items": items, "total": f"{total:.2f}"})
     return rows
 

@@ -12,7 +12,9 @@ Conventions: every tensor is ``(batch, T)`` over the generated tokens, with a
 ``mask`` that is 1 on real tokens and 0 on padding after an answer ends.
 """
 
-from typing import Literal
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -128,3 +130,31 @@ def group_advantages(rewards: Tensor, group_size: int, scale: bool = True) -> Te
     if scale:
         advantages = advantages / (groups.std(dim=1, keepdim=True) + 1e-4)
     return advantages.flatten()
+
+
+def checked_rewards(rewards: Sequence[float] | Tensor, expected: int) -> Tensor:
+    """Rewards as a float tensor, refused when there are not ``expected`` of them or one is NaN or infinite.
+
+    A reward function that drops an answer or divides by zero would otherwise train the policy on garbage
+    without a word: a NaN spreads through the advantages into every weight.
+    """
+    values = torch.as_tensor(rewards, dtype=torch.float32).detach().flatten().cpu()
+    if len(values) != expected:
+        raise ValueError(f"the reward function returned {len(values)} rewards for {expected} answers: "
+                         "it must score every answer, in order")
+    bad = (~torch.isfinite(values)).nonzero().flatten().tolist()
+    if bad:
+        raise ValueError(f"the reward function returned a non-finite reward for answers {bad[:5]} "
+                         f"(values {[values[i].item() for i in bad[:5]]}): fix it before training on it")
+    return values
+
+
+def checked_reward_function(function: Callable[..., list[float]]) -> Callable[..., list[float]]:
+    """A TRL-style reward function (``completions`` and dataset columns in, one float per completion out) that
+    fails with :func:`checked_rewards`' errors instead of handing the trainer a wrong count or a NaN."""
+
+    @functools.wraps(function)
+    def checked(completions: list[Any], **kwargs: Any) -> list[float]:
+        return checked_rewards(function(completions=completions, **kwargs), len(completions)).tolist()
+
+    return checked

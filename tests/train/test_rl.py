@@ -7,6 +7,8 @@ import torch
 from trl.trainer.utils import nanstd
 
 from course_lib.train.rl import (
+    checked_reward_function,
+    checked_rewards,
     clipped_policy_loss,
     clipped_value_loss,
     generalized_advantages,
@@ -120,3 +122,22 @@ def test_group_advantages_equal_trl_group_scaling() -> None:
     torch.testing.assert_close(group_advantages(rewards, 4, scale=False), rewards - grouped.mean(1).repeat_interleave(4))
     with pytest.raises(ValueError, match="whole groups of 3"):
         group_advantages(rewards, group_size=3)
+
+
+def test_checked_rewards_refuse_a_wrong_count_and_non_finite_values() -> None:
+    torch.testing.assert_close(checked_rewards([1, 0.5], 2), torch.tensor([1.0, 0.5]))
+    with pytest.raises(ValueError, match=r"returned 1 rewards for 2 answers"):
+        checked_rewards([1.0], 2)
+    with pytest.raises(ValueError, match=r"non-finite reward for answers \[1\]"):
+        checked_rewards([1.0, float("nan")], 2)
+
+
+def test_checked_reward_function_keeps_the_name_trl_logs_and_checks_every_call() -> None:
+    def total_reward(completions, total, **kwargs):
+        return [1.0 if c == t else float("inf") for c, t in zip(completions, total)]
+
+    checked = checked_reward_function(total_reward)
+    assert checked.__name__ == "total_reward"
+    assert checked(completions=["3", "4"], total=["3", "4"]) == [1.0, 1.0]
+    with pytest.raises(ValueError, match="non-finite"):
+        checked(completions=["3", "5"], total=["3", "4"])
