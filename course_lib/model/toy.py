@@ -25,7 +25,7 @@ def word_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
 
 
 def tiny_llama(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForCausalLM:
-    """A random two-layer Llama over the tokenizer's vocabulary (about 30 k parameters for a dozen words)."""
+    """A random two-layer Llama over the tokenizer's vocabulary (about 20 k parameters for a dozen words)."""
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id,

@@ -32,8 +32,9 @@ def order_prompt(row: dict[str, Any], working: bool = False) -> str:
 
 def order_working(row: dict[str, Any]) -> str:
     """The worked answer to an order, one line per dish and the total: the format ``working=True`` asks for."""
-    lines = [f"{item['quantity']} × ${dish_named(item['dish']).price} = "
-             f"${Decimal(dish_named(item['dish']).price) * item['quantity']:.2f}" for item in row["items"]]
+    prices = [dish_named(item["dish"]).price for item in row["items"]]
+    lines = [f"{item['quantity']} × ${price} = ${Decimal(price) * item['quantity']:.2f}"
+             for item, price in zip(row["items"], prices)]
     return "\n".join(lines + [f"Total: ${row['total']}"])
 
 

@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 
 from course_lib.data.chat_format import conversation
 from course_lib.train.rl import (
-    KLEstimator, checked_rewards, clipped_policy_loss, clipped_value_loss, generalized_advantages, masked_mean,
-    masked_whiten, token_rewards,
+    KLEstimator, checked_rewards, clipped_policy_loss, clipped_value_loss, generalized_advantages, masked_whiten,
+    token_rewards,
 )
 
 RewardFunction = Callable[[list[str], list[str]], Tensor]
