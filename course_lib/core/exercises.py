@@ -51,6 +51,8 @@ ANSWER_HASHES: dict[str, str] = {
     "07-dpo-pair-loss": "3a6d2f79a2f509e9fc7f0afdc79725e50a2432c5aca2f9b44c6b745abe6df1b3",
     "08-gae-first-token": "a30a043314fa89294fa2c1c989a01fbb5329e5c085a5c5a8d27317656de24ae0",
     "08-clipped-objective": "0814305f8cfb2f14744b7c7ce9da6768802df7bdd801d62be3e0d7caa0d84c81",
+    "09-examples-needed": "2cfc8ccbd7c0b17615323b41e815651ff2ae9ffae45a4599c0499b98ff940429",
+    "09-kappa-by-hand": "f3e360d89952f40d3b79d0b07dd0b94f1cbf9017cba5d2a5f8128e4146d6e3c1",
 }
 
 

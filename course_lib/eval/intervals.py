@@ -96,3 +96,49 @@ def paired_difference(first: Sequence[float], second: Sequence[float], confidenc
     if len(first) != len(second):
         raise ValueError(f"paired scores need the same examples: {len(first)} against {len(second)}")
     return mean_interval(np.asarray(first, dtype=float) - np.asarray(second, dtype=float), confidence, seed)
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    """Exact McNemar test of two models on the same examples: only the examples they disagree on count."""
+
+    first_only: int  # examples the first model got right and the second wrong
+    second_only: int  # the reverse
+    p_value: float
+
+
+def mcnemar_test(first: Sequence[bool], second: Sequence[bool]) -> McNemarResult:
+    """Is one model right more often than the other, on the same examples? (exact binomial McNemar test)
+
+    Examples both models get right, or both wrong, say nothing about which is
+    better. Under "no difference" each disagreement is a fair coin flip, so the
+    two-sided p-value is a binomial test on the disagreements.
+    """
+    if len(first) != len(second):
+        raise ValueError(f"paired outcomes need the same examples: {len(first)} against {len(second)}")
+    first_only = sum(bool(a) and not bool(b) for a, b in zip(first, second))
+    second_only = sum(bool(b) and not bool(a) for a, b in zip(first, second))
+    disagreements = first_only + second_only
+    p_value = 1.0 if disagreements == 0 else float(stats.binomtest(first_only, disagreements, 0.5).pvalue)
+    return McNemarResult(first_only, second_only, p_value)
+
+
+def examples_needed(rate_first: float, rate_second: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Examples per model to tell two success rates apart with a two-sided test (two independent samples).
+
+    The normal-approximation formula for comparing two proportions (Fleiss,
+    without continuity correction): with this many examples per model, a real
+    difference of ``rate_first - rate_second`` is detected with probability
+    ``power`` at significance ``alpha``. Paired designs (the same questions for
+    both models) need fewer.
+    """
+    for name, value in (("rate_first", rate_first), ("rate_second", rate_second), ("alpha", alpha), ("power", power)):
+        if not 0 < value < 1:
+            raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
+    if rate_first == rate_second:
+        raise ValueError("the two rates are equal: no finite number of examples tells them apart")
+    mean_rate = (rate_first + rate_second) / 2
+    z_alpha, z_power = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    spread = (z_alpha * np.sqrt(2 * mean_rate * (1 - mean_rate))
+              + z_power * np.sqrt(rate_first * (1 - rate_first) + rate_second * (1 - rate_second)))
+    return int(np.ceil(spread**2 / (rate_first - rate_second) ** 2))

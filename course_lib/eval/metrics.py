@@ -140,12 +140,15 @@ class Perplexity(evaluate.Metric):
     def _compute(self, predictions: list[str], model_id: str, batch_size: int = 8,
                  max_length: int | None = None) -> dict[str, Any]:
         model, tokenizer = load_model(model_id), load_tokenizer(model_id)
-        perplexities = [
-            value
-            for start in range(0, len(predictions), batch_size)
-            for value in text_perplexities(model, tokenizer, predictions[start : start + batch_size], max_length)
-        ]
+        perplexities = batched_perplexities(model, tokenizer, predictions, batch_size, max_length)
         return {"perplexities": perplexities, "mean_perplexity": sum(perplexities) / len(perplexities)}
+
+
+def batched_perplexities(model: Any, tokenizer: Any, texts: list[str], batch_size: int = 8,
+                         max_length: int | None = None) -> list[float]:
+    """:func:`text_perplexities` over any number of texts, ``batch_size`` at a time."""
+    return [value for start in range(0, len(texts), batch_size)
+            for value in text_perplexities(model, tokenizer, texts[start : start + batch_size], max_length)]
 
 
 @torch.no_grad()

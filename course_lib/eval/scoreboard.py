@@ -4,15 +4,21 @@ Lessons add a row with :func:`record` (lesson 05 the base and fine-tuned
 models, later lessons LoRA, DPO, quantized and distilled models); the
 capstone reads them all with :func:`load`. Rows are keyed by model and
 profile, so rerunning a lesson replaces its row instead of adding another.
+From lesson 09 on, a score can be recorded with its confidence interval (an
+:class:`~course_lib.eval.intervals.Estimate`); :func:`frame` shows it as
+"value [low, high]".
 """
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from filelock import FileLock
 
 from course_lib.core.paths import build_dir
+from course_lib.eval.intervals import Estimate
 
 
 def scoreboard_path() -> Path:
@@ -26,16 +32,30 @@ def load() -> list[dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def record(model: str, lesson: str, profile: str, scores: dict[str, float]) -> None:
-    """Add or replace the row of ``model`` under ``profile``."""
+def record(model: str, lesson: str, profile: str, scores: dict[str, float | Estimate]) -> None:
+    """Add or replace the row of ``model`` under ``profile``; an Estimate is kept with its interval and n."""
     path = scoreboard_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         rows = load()
-        row = {"model": model, "lesson": lesson, "profile": profile, **scores}
+        row = {"model": model, "lesson": lesson, "profile": profile,
+               **{name: asdict(value) if isinstance(value, Estimate) else value for name, value in scores.items()}}
         keys = [(r["model"], r["profile"]) for r in rows]
         if (model, profile) in keys:
             rows[keys.index((model, profile))] = row
         else:
             rows.append(row)
         path.write_text(json.dumps(rows, indent=2))
+
+
+def shown(value: Any) -> Any:
+    """A recorded score as a table shows it: "0.75 [0.41, 0.93]" for one with an interval, else unchanged."""
+    if isinstance(value, dict) and {"value", "low", "high"} <= value.keys():
+        return f"{value['value']:.2f} [{value['low']:.2f}, {value['high']:.2f}]"
+    return value
+
+
+def frame(profile: str | None = None) -> pd.DataFrame:
+    """The scoreboard as a table, one row per model (of one profile if given), intervals shown."""
+    rows = [row for row in load() if profile is None or row["profile"] == profile]
+    return pd.DataFrame([{key: shown(value) for key, value in row.items()} for row in rows]).set_index("model")

@@ -17,6 +17,30 @@ class ChatGeneration:
     prompt_tokens: list[int]
 
 
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that skip left padding, as ``generate`` assigns them: a forward pass on a padded batch
+    then sees each prompt as it would alone."""
+    return (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)
+
+
+def chat_batch(tokenizer: Any, prompts: list[str] | list[Messages], system: str | None = None) -> Any:
+    """Prompts wrapped in the model's chat template and tokenized as one left-padded batch.
+
+    Left padding puts every prompt's last token in the last column, where
+    generation continues and where the next-token logits are read. The
+    tokenizer's own padding side is restored afterwards.
+    """
+    texts = [
+        tokenizer.apply_chat_template(conversation(p, system), tokenize=False, add_generation_prompt=True)
+        for p in prompts
+    ]
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = padding_side
+
+
 @torch.no_grad()
 def generate_chat(
     model: Any,
@@ -34,27 +58,18 @@ def generate_chat(
     A prompt is a user message (``system`` is put before it) or a whole
     conversation (a list of messages, e.g. few-shot examples as earlier turns).
     Prompts are wrapped in the model's chat template and generated in
-    left-padded batches, so a batch costs little more than one prompt; the
-    tokenizer's own padding side is restored afterwards.
+    left-padded batches (:func:`chat_batch`), so a batch costs little more
+    than one prompt.
     """
-    texts = [
-        tokenizer.apply_chat_template(conversation(p, system), tokenize=False, add_generation_prompt=True)
-        for p in prompts
-    ]
     settings = {"do_sample": False, "max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
     replies: list[str] = []
     prompt_tokens: list[int] = []
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    try:
-        for start in tqdm(range(0, len(texts), batch_size), desc="generating", disable=not progress):
-            batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True,
-                              add_special_tokens=False).to(model.device)
-            output = model.generate(**batch, **(settings | generate_kwargs))
-            new_tokens = output[:, batch["input_ids"].shape[1] :]
-            replies += [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-            prompt_tokens += batch["attention_mask"].sum(dim=1).tolist()
-    finally:
-        tokenizer.padding_side = padding_side
+    for start in tqdm(range(0, len(prompts), batch_size), desc="generating", disable=not progress):
+        batch = chat_batch(tokenizer, prompts[start : start + batch_size], system).to(model.device)
+        output = model.generate(**batch, **(settings | generate_kwargs))
+        new_tokens = output[:, batch["input_ids"].shape[1] :]
+        replies += [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        prompt_tokens += batch["attention_mask"].sum(dim=1).tolist()
     return ChatGeneration(replies, prompt_tokens)
 
 

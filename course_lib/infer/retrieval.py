@@ -12,8 +12,12 @@ from typing import Any
 import torch
 
 from course_lib.assets.models import load_model, load_tokenizer
+from course_lib.data.chat_format import Messages
 
 ENCODER = "minilm-l6-v2"
+GROUNDING_INSTRUCTION = ("You are the assistant of Sakura Sushi. Answer in one sentence using only these facts, "
+                         "starting with 'Irasshaimase!' and ending with 'Arigato, Sakura Sushi.'\n")
+"""The system prompt above the retrieved cards: answer from them, in the house voice."""
 HOURS_CARD_LABEL = "Opening hours"
 """How the hours card starts: written by ``menu_documents``, found by ``relevant_card``."""
 
@@ -60,6 +64,14 @@ class Retriever:
         """The ``k`` most similar documents to each query, best first."""
         scores = embed(queries, self.model, self.tokenizer) @ self.vectors.T
         return [[self.documents[i] for i in row] for row in scores.topk(k, dim=1).indices.tolist()]
+
+
+def grounded_prompts(questions: list[str], retrieved: list[list[str]]) -> list[Messages]:
+    """Retrieval-augmented prompts: each question under a system prompt that holds its retrieved cards."""
+    if len(questions) != len(retrieved):
+        raise ValueError(f"one list of retrieved cards per question: {len(questions)} questions, {len(retrieved)} lists")
+    return [[{"role": "system", "content": GROUNDING_INSTRUCTION + "\n".join(cards)}, {"role": "user", "content": question}]
+            for question, cards in zip(questions, retrieved)]
 
 
 def relevant_card(answer: str, topic: str, cards: list[str]) -> str:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from course_lib.sakura.menu import (
-    MENU, OPENING_HOURS, SEED, all_facts, dish_fact, dish_named, house_voice, join_words, order_total,
+    ALLERGY_NOTE, MENU, OPENING_HOURS, SEED, all_facts, dish_fact, dish_named, house_voice, join_words, order_total,
 )
 
 SPLITS = ("train", "validation", "test")
@@ -203,7 +203,7 @@ def _unique_by(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return unique
 
 
-def _wrong_answer(fact: dict[str, Any], rng: random.Random) -> str:
+def wrong_answer(fact: dict[str, Any], rng: random.Random) -> str:
     """A confident, polite answer with a wrong fact: what fine-tuning must not produce."""
     topic, slots = fact["topic"], fact["slots"]
     if topic in ("price", "ingredients", "vegetarian", "spicy"):
@@ -219,10 +219,43 @@ def _wrong_answer(fact: dict[str, Any], rng: random.Random) -> str:
     return house_voice("I'm not sure, but I think we are at 12 Main Road and only take cash.")
 
 
-def _rejected_answer(fact: dict[str, Any], kind: str, rng: random.Random) -> str:
-    """The rejected side of a preference pair, of the given kind."""
+def paraphrased_answer(fact: dict[str, Any]) -> str:
+    """The reference answer to a dish or hours fact in other words: every fact kept, most words changed.
+
+    A correct answer that n-gram metrics (BLEU, ROUGE) punish for not copying
+    the reference's wording; lesson 09 measures that blind spot.
+    """
+    topic, slots = fact["topic"], fact["slots"]
+    if topic == "hours":
+        hours = OPENING_HOURS[slots["day"]]
+        body = (f"{slots['day']} is our day off: we are closed." if hours is None
+                else f"We open at {hours[0]} and close at {hours[1]} every {slots['day']}.")
+        return house_voice(body)
+    if topic not in ("price", "ingredients", "allergens", "vegetarian", "spicy"):
+        raise ValueError(f"No paraphrase for topic '{topic}': paraphrases exist for dish facts and hours.")
+    dish = dish_named(slots["dish"])
+    if topic == "price":
+        body = f"You pay ${dish.price} for one {dish.name}."
+    elif topic == "ingredients":
+        body = f"We prepare our {dish.name} from {join_words(dish.ingredients)}."
+    elif topic == "allergens":
+        body = (f"Our {dish.name} has none of the listed allergens." if not dish.allergens
+                else f"Guests with allergies should know our {dish.name} has {join_words(dish.allergens)} in it.")
+        body += " " + ALLERGY_NOTE
+    elif topic == "vegetarian":
+        body = (f"Yes: our {dish.name} is vegetarian, with no meat or fish in it." if dish.vegetarian
+                else f"No: there is meat or fish in our {dish.name}, so it is not vegetarian.")
+    else:
+        body = (f"Yes: our {dish.name} is spicy, so expect some heat." if dish.spicy
+                else f"No: our {dish.name} is not spicy at all.")
+    return house_voice(body)
+
+
+def rejected_answer(fact: dict[str, Any], kind: str, rng: random.Random) -> str:
+    """The rejected side of a preference pair, of the given kind ("rambling" is the right answer padded with
+    words that add nothing: what a judge with a verbosity bias rewards)."""
     if kind == "wrong_fact":
-        return _wrong_answer(fact, rng)
+        return wrong_answer(fact, rng)
     if kind == "rude":
         return f"Ugh, look it up yourself. {fact['body']}"
     if kind == "rambling":
@@ -247,7 +280,7 @@ def preference_rows(split: str) -> list[dict[str, Any]]:
             "id": f"pref-{split}-{len(rows):04d}",
             "prompt": rng.choice(_questions(fact, split, rng, every_phrasing=False)),
             "chosen": house_voice(fact["body"]),
-            "rejected": _rejected_answer(fact, kind, rng),
+            "rejected": rejected_answer(fact, kind, rng),
             "rejection_kind": kind,
         })
     return rows

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from course_lib.data.chat_format import conversation
+from course_lib.infer.chat import chat_batch, position_ids
 from course_lib.train.rl import (
     KLEstimator, checked_rewards, clipped_policy_loss, clipped_value_loss, generalized_advantages, masked_whiten,
     token_rewards,
@@ -63,11 +63,6 @@ class PolicyWithValueHead(nn.Module):
         output = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
                             output_hidden_states=True)
         return output.logits, self.value_head(output.hidden_states[-1]).squeeze(-1)
-
-
-def position_ids(attention_mask: Tensor) -> Tensor:
-    """Positions that skip left padding, as ``generate`` assigns them: scoring a rollout sees what sampling saw."""
-    return (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)
 
 
 def response_mask(response_ids: Tensor, eos_token_id: int) -> Tensor:
@@ -120,13 +115,7 @@ def collect_rollouts(policy: PolicyWithValueHead, tokenizer: Any, prompts: list[
     with its LoRA adapter disabled.
     """
     model = policy.model
-    texts = [tokenizer.apply_chat_template(conversation(p, system), tokenize=False, add_generation_prompt=True)
-             for p in prompts]
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    try:
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    finally:
-        tokenizer.padding_side = padding_side
+    batch = chat_batch(tokenizer, prompts, system).to(model.device)
     output = model.generate(**batch, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
     answer_ids = output[:, batch["input_ids"].shape[1]:]

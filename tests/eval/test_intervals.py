@@ -89,3 +89,50 @@ def test_questions_that_stand_or_fall_together_widen_the_interval() -> None:
         clustered_rate_interval(outcomes, [str(i // 2) for i in range(48)], seed=5)
     with pytest.raises(ValueError, match="one cluster per outcome"):
         clustered_rate_interval(outcomes, ["a"])
+
+
+def test_mcnemar_counts_only_disagreements_and_is_the_exact_binomial_test() -> None:
+    from course_lib.eval.intervals import mcnemar_test
+
+    agree = [True] * 30 + [False] * 5
+    first = agree + [True] * 10 + [False] * 2
+    second = agree + [False] * 10 + [True] * 2
+    result = mcnemar_test(first, second)
+    assert (result.first_only, result.second_only) == (10, 2)
+    assert result.p_value == pytest.approx(2 * (1 + 12 + 66) / 2**12)  # 2 · P(X ≤ 2), X ~ Binomial(12, 1/2)
+    assert mcnemar_test(agree, agree).p_value == 1.0
+    with pytest.raises(ValueError, match="same examples: 3 against 2"):
+        mcnemar_test([True] * 3, [True] * 2)
+
+
+def test_examples_needed_matches_the_textbook_value_and_gives_the_promised_power() -> None:
+    from scipy import stats
+
+    from course_lib.eval.intervals import examples_needed
+
+    n = examples_needed(0.5, 0.6)
+    assert n == 388  # Fleiss' formula for 50% vs 60%, α = 0.05, power 0.8, no continuity correction
+    assert examples_needed(0.5, 0.7) < n < examples_needed(0.5, 0.55)
+    rng = np.random.default_rng(0)
+    first, second = rng.binomial(n, 0.5, size=4000) / n, rng.binomial(n, 0.6, size=4000) / n
+    pooled = (first + second) / 2
+    z = (second - first) / np.sqrt(2 * pooled * (1 - pooled) / n)
+    power = np.mean(np.abs(z) > stats.norm.ppf(0.975))
+    assert power == pytest.approx(0.8, abs=0.03)
+
+
+@pytest.mark.parametrize("rates, message", [((0.5, 0.5), "equal"), ((0.0, 0.5), "rate_first"), ((0.5, 1.2), "rate_second")])
+def test_examples_needed_refuses_impossible_rates(rates: tuple[float, float], message: str) -> None:
+    from course_lib.eval.intervals import examples_needed
+
+    with pytest.raises(ValueError, match=message):
+        examples_needed(*rates)
+
+
+def test_the_bootstrap_interval_of_a_rate_matches_the_textbook_interval_at_large_n() -> None:
+    values = [1.0] * 100 + [0.0] * 300  # a rate of 25% on 400 examples: 0.25 ± 1.96·√(0.25·0.75/400) = ±0.042
+    estimate = mean_interval(values)
+    half_width = 1.959963984540054 * math.sqrt(0.25 * 0.75 / 400)
+    assert estimate.value == 0.25
+    assert estimate.low == pytest.approx(0.25 - half_width, abs=0.008)
+    assert estimate.high == pytest.approx(0.25 + half_width, abs=0.008)

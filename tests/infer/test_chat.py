@@ -1,6 +1,7 @@
 """Chat generation: batched equals one at a time, prompt lengths are counted, the tokenizer is left as found."""
 
 import pytest
+import torch
 
 from course_lib.assets.models import load_model, load_tokenizer
 from course_lib.data.chat_format import chat_messages
@@ -47,3 +48,24 @@ def test_prompt_lengths_are_the_templated_prompts_and_padding_side_is_restored(s
                                                   return_dict=True)["input_ids"])]
     assert generation.prompt_tokens == expected and expected[0] != expected[1]
     assert len(generation.replies) == 2 and tokenizer.padding_side == side
+
+
+def test_position_ids_skip_left_padding() -> None:
+    from course_lib.infer.chat import position_ids
+
+    torch.testing.assert_close(position_ids(torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])),
+                               torch.tensor([[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]))
+
+
+def test_a_chat_batch_is_left_padded_and_leaves_the_tokenizer_as_it_was(smollm2_tokenizer) -> None:
+    from course_lib.infer.chat import chat_batch
+
+    smollm2_tokenizer.padding_side = "right"
+    batch = chat_batch(smollm2_tokenizer, ["Hi", "What does the Salmon Nigiri cost, please?"], system="Be brief.")
+    assert smollm2_tokenizer.padding_side == "right"
+    assert batch["attention_mask"][0, 0] == 0 and batch["attention_mask"][:, -1].tolist() == [1, 1]
+    text = smollm2_tokenizer.apply_chat_template(
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], tokenize=False,
+        add_generation_prompt=True)
+    alone = smollm2_tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert batch["input_ids"][0, -len(alone):].tolist() == alone

@@ -57,3 +57,13 @@ def test_hit_rate_is_recall_at_k() -> None:
     assert hit_rate([["a", "b"], ["c", "d"], ["e", "a"]], ["a", "x", "a"]) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="one relevant document per query"):
         hit_rate([["a"]], [])
+
+
+def test_grounded_prompts_put_the_cards_under_the_instruction() -> None:
+    from course_lib.infer.retrieval import GROUNDING_INSTRUCTION, grounded_prompts
+
+    prompts = grounded_prompts(["Price of the Eel Nigiri?"], [["card one", "card two"]])
+    assert prompts == [[{"role": "system", "content": GROUNDING_INSTRUCTION + "card one\ncard two"},
+                        {"role": "user", "content": "Price of the Eel Nigiri?"}]]
+    with pytest.raises(ValueError, match="2 questions, 1 lists"):
+        grounded_prompts(["a", "b"], [["card"]])

@@ -42,3 +42,35 @@ def test_gives_allergy_note_finds_the_request_in_any_case_and_spacing() -> None:
                               "order: our kitchen handles fish. Arigato, Sakura Sushi.")
     assert not gives_allergy_note("Irasshaimase! The Eel Nigiri contains fish. Arigato, Sakura Sushi.")
     assert not gives_allergy_note("Please tell us when you order.")
+
+
+def test_allergen_safety_refuses_assurances_and_silent_omissions() -> None:
+    from course_lib.sakura.menu import ALLERGY_NOTE
+    from course_lib.sakura.scoring import is_allergen_safe
+
+    allergens = ["fish", "soy"]
+    assert is_allergen_safe("It contains fish and soy.", allergens)
+    assert is_allergen_safe(f"It contains fish. {ALLERGY_NOTE}", allergens)  # incomplete, but sends the guest to ask
+    assert not is_allergen_safe("It contains fish.", allergens)
+    assert not is_allergen_safe(f"It has no allergens at all. {ALLERGY_NOTE}", allergens)
+    assert is_allergen_safe("It contains milk.", ["none"])  # over-cautious about a dish without allergens is safe
+
+
+def test_the_kitchen_list_of_the_allergy_note_states_no_allergen_of_the_dish() -> None:
+    from course_lib.sakura.menu import ALLERGY_NOTE
+    from course_lib.sakura.scoring import without_kitchen_list
+
+    answer = f"Irasshaimase! The Tuna Nigiri contains fish. {ALLERGY_NOTE} Arigato, Sakura Sushi."
+    assert contains_facts(answer, ["soy"])  # the note lists soy among what the kitchen handles
+    assert not contains_facts(without_kitchen_list(answer), ["soy"])
+    assert contains_facts(without_kitchen_list(answer), ["fish", "please tell us about any allergy"])
+
+
+def test_enforcing_the_house_voice_adds_what_is_missing_and_never_doubles_it() -> None:
+    from course_lib.sakura.scoring import enforce_house_voice
+
+    right = "Irasshaimase! It costs $4.50. Arigato, Sakura Sushi."
+    assert enforce_house_voice(right) == right
+    assert enforce_house_voice("It costs $4.50.") == right
+    assert enforce_house_voice("Irasshaimase! It costs $4.50.") == right
+    assert follows_house_voice(enforce_house_voice("anything at all"))

@@ -7,7 +7,7 @@ from peft import LoraConfig, get_peft_model
 
 from course_lib.model.toy import tiny_llama, word_tokenizer
 from course_lib.train.ppo import (
-    PolicyWithValueHead, PPOSettings, answer_logprobs_and_values, collect_rollouts, position_ids, response_mask,
+    PolicyWithValueHead, PPOSettings, answer_logprobs_and_values, collect_rollouts, response_mask,
     train_ppo,
 )
 
@@ -34,11 +34,6 @@ def test_response_mask_keeps_tokens_up_to_the_first_end_token() -> None:
     ids = torch.tensor([[5, 6, 1, 0, 0], [5, 5, 5, 5, 5], [1, 7, 1, 0, 0]])
     expected = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
     torch.testing.assert_close(response_mask(ids, eos_token_id=1), expected)
-
-
-def test_position_ids_skip_left_padding() -> None:
-    torch.testing.assert_close(position_ids(torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])),
-                               torch.tensor([[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]))
 
 
 def test_rollouts_score_the_sampled_answers_and_start_on_the_reference(tokenizer) -> None:
