@@ -60,7 +60,7 @@ def silence_known_noise() -> None:
     transformers.utils.logging.disable_progress_bar()
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
-    for name in ("bitsandbytes", "torchao", "accelerate", "httpx"):
+    for name in ("bitsandbytes", "torchao", "accelerate", "httpx", "lm_eval"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from course_lib.eval.intervals import Estimate, mean_interval, rate_interval
+from course_lib.eval.intervals import Estimate, clustered_rate_interval, mean_interval
 from course_lib.infer.chat import generate_chat
 from course_lib.infer.retrieval import Retriever, grounded_prompts
-from course_lib.sakura.scoring import contains_facts, follows_house_voice, is_allergen_safe, without_kitchen_list
+from course_lib.sakura.scoring import follows_house_voice, is_allergen_safe, states_facts
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,14 @@ def checked_eval_set(name: str, rows: Sequence[dict[str, Any]], source: str = "r
     cases = []
     for line, row in enumerate(rows, start=1):
         where = f"{source}, line {line}"
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: a case must be an object with the fields {', '.join(CASE_FIELDS)}.")
         for name_of_field in CASE_FIELDS:
             if not row.get(name_of_field):
                 raise ValueError(f"{where}: field '{name_of_field}' is missing or empty; every case needs "
                                  f"{', '.join(CASE_FIELDS)} (the reference is what the answer is scored against).")
+        if not isinstance(row["facts"], list) or not all(isinstance(f, str) and f for f in row["facts"]):
+            raise ValueError(f"{where}: field 'facts' must be a list of non-empty strings, got {row['facts']!r}.")
         if row["id"] in seen:
             raise ValueError(f"{where}: id '{row['id']}' is already used on line {seen[row['id']]}; give every case "
                              "its own id.")
@@ -113,6 +117,9 @@ def sample_like_traffic(rows: Sequence[dict[str, Any]], mix: dict[str, float], s
     set would silently under-represent it); topics too rare to get one row at
     this size get none, and the set's own mix says so.
     """
+    if size <= 0 or abs(sum(mix.values()) - 1) > 1e-9:
+        raise ValueError(f"need a size above 0 and a mix whose shares add up to 1, got size={size} and shares "
+                         f"adding up to {sum(mix.values()):g}")
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_topic.setdefault(row["topic"], []).append(row)
@@ -182,8 +189,9 @@ CaseMetric = Callable[[EvalCase, str], bool | None]
 
 
 def fact_accuracy(case: EvalCase, reply: str) -> bool:
-    """The reply states every fact of the case, the allergy note's list of kitchen allergens not counting."""
-    return contains_facts(without_kitchen_list(reply), list(case.facts))
+    """The reply states every fact of the case in whole words, the allergy note's list of kitchen allergens
+    not counting."""
+    return states_facts(reply, list(case.facts))
 
 
 def allergen_safety(case: EvalCase, reply: str) -> bool | None:
@@ -275,7 +283,11 @@ class HarnessReport:
 
 def score_run(eval_set: EvalSet, run: SystemRun,
               metrics: dict[str, CaseMetric]) -> tuple[dict[str, Estimate], dict[str, list[bool | None]]]:
-    """Each metric's rate with its Wilson interval (over the cases it applies to), plus the cost measures."""
+    """Each metric's rate over the cases it applies to, plus the cost measures.
+
+    Several phrasings of one fact stand or fall together, so the interval
+    resamples facts (cases with the same reference), not cases.
+    """
     if len(run.replies) != len(eval_set.cases):
         raise ValueError(f"system '{run.system}' gave {len(run.replies)} replies for {len(eval_set.cases)} cases of "
                          f"{eval_set.version}: a metric needs one reply per case")
@@ -283,13 +295,13 @@ def score_run(eval_set: EvalSet, run: SystemRun,
                 for name, metric in metrics.items()}
     scores = {}
     for name, values in outcomes.items():
-        applicable = [value for value in values if value is not None]
+        applicable = [(value, case.reference) for value, case in zip(values, eval_set.cases) if value is not None]
         if not applicable:
             raise ValueError(f"metric '{name}' applies to none of the {len(values)} cases of {eval_set.version}")
-        scores[name] = rate_interval(applicable)
+        scores[name] = clustered_rate_interval([value for value, _ in applicable], [fact for _, fact in applicable])
     scores["prompt tokens"] = mean_interval(run.prompt_tokens)
     latency = run.seconds_per_answer  # one timing of the whole batched run: no interval
-    scores["seconds per answer"] = Estimate(latency, latency, latency, len(run.replies))
+    scores["seconds per answer"] = Estimate(latency, latency, latency, 1)
     return scores, outcomes
 
 

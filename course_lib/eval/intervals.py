@@ -58,10 +58,16 @@ def clustered_rate_interval(outcomes: Sequence[bool], clusters: Sequence[str], c
     Questions about the same fact are not independent: a model that knows the
     price answers both phrasings. Resampling whole clusters keeps that, so the
     interval is as wide as the number of facts, not of questions, warrants.
+    When every outcome is the same the bootstrap has no spread to resample, and
+    the Wilson interval over the clusters is returned instead.
     """
     if len(outcomes) != len(clusters) or not outcomes:
         raise ValueError(f"need one cluster per outcome, got {len(outcomes)} outcomes and {len(clusters)} clusters")
     names = sorted(set(clusters))
+    if len({bool(o) for o in outcomes}) == 1:
+        # Every outcome alike: resampling has no spread to show. Wilson over the independent clusters.
+        interval = proportion_interval(len(names) if outcomes[0] else 0, len(names), confidence)
+        return Estimate(interval.value, interval.low, interval.high, len(outcomes))
     hits = np.array([sum(bool(o) for o, c in zip(outcomes, clusters) if c == name) for name in names], dtype=float)
     sizes = np.array([sum(c == name for c in clusters) for name in names], dtype=float)
     rng = np.random.default_rng(seed)

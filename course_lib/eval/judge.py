@@ -9,7 +9,7 @@ never guessed.
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,18 +50,23 @@ def pairwise_prompt(question: str, reference: str, first: str, second: str) -> s
 
 
 def parse_grade(reply: str, scale: tuple[int, int] = RUBRIC_SCALE) -> int | None:
-    """The grade in a judge's reply: the first whole number, if it lies on the scale; None otherwise."""
-    found = re.search(r"(?<![\d.])\d+(?!\.?\d)", reply)
-    if found is None:
+    """The grade in a judge's reply: its one number, if it lies on the scale; None otherwise.
+
+    A reply with several numbers ("from 1 to 5, I'd say 4") is not guessed at:
+    it is unparseable.
+    """
+    numbers = re.findall(r"\d+(?:\.\d+)?", reply)
+    if len(numbers) != 1 or "." in numbers[0]:
         return None
-    grade = int(found.group())
+    grade = int(numbers[0])
     return grade if scale[0] <= grade <= scale[1] else None
 
 
 def parse_choice(reply: str) -> str | None:
-    """'A' or 'B' from a judge's reply ('B', 'Answer A.', '**A**'); None when it names neither, or both."""
-    named = set(re.findall(r"(?<![A-Za-z])([AB])(?![A-Za-z])", reply))
-    return named.pop() if len(named) == 1 else None
+    """'A' or 'B' when that is the whole reply ('B', 'Answer A.', '**A**'); None for anything else
+    ("A better answer would...", "A and B")."""
+    found = re.fullmatch(r"\W*(?:answer\s+)?([AB])\W*", reply.strip(), flags=re.IGNORECASE)
+    return found.group(1).upper() if found else None
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class JudgeVerdicts:
         return sum(verdict is None for verdict in self.verdicts)
 
 
-def ask_judge(model: Any, tokenizer: Any, prompts: list[str], parse: Any, *, batch_size: int,
+def ask_judge(model: Any, tokenizer: Any, prompts: list[str], parse: Callable[[str], Any], *, batch_size: int,
               system: str | None = None, max_new_tokens: int = 6) -> JudgeVerdicts:
     """The judge's greedy replies to the prompts, each parsed (``parse_grade`` or ``parse_choice``)."""
     replies = generate_chat(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
@@ -115,7 +120,8 @@ class PositionCheck:
     pairs: int
     first_slot_rate: float  # share of all verdicts that picked whatever was shown as A
     flip_rate: float  # share of pairs (both verdicts parsed) whose winner changed when the order swapped
-    consistent_winners: tuple[str | None, ...]  # per pair: "first"/"second" when both orders agree, else None (a tie)
+    consistent_winners: tuple[str | None, ...]  # per pair: "first"/"second" when both orders agree; None for a tie
+    # (the orders disagree) or when a verdict could not be parsed
 
 
 def position_check(original_order: Sequence[str | None], swapped_order: Sequence[str | None]) -> PositionCheck:
@@ -151,7 +157,7 @@ def cohen_kappa(first: Sequence[Any], second: Sequence[Any]) -> float:
     with a half-good truth 50% of the time and has kappa 0. Undefined (NaN, as
     in scikit-learn) when both raters give every item the same single label.
     """
-    if len(first) != len(second) or not first:
+    if len(first) != len(second) or len(first) == 0:
         raise ValueError(f"kappa needs two equally long, non-empty label lists: {len(first)} and {len(second)}")
     labels = sorted(set(first) | set(second), key=str)
     index = {label: i for i, label in enumerate(labels)}

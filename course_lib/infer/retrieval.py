@@ -13,10 +13,11 @@ import torch
 
 from course_lib.assets.models import load_model, load_tokenizer
 from course_lib.data.chat_format import Messages
+from course_lib.sakura.menu import GREETING, SIGN_OFF
 
 ENCODER = "minilm-l6-v2"
 GROUNDING_INSTRUCTION = ("You are the assistant of Sakura Sushi. Answer in one sentence using only these facts, "
-                         "starting with 'Irasshaimase!' and ending with 'Arigato, Sakura Sushi.'\n")
+                         f"starting with '{GREETING}' and ending with '{SIGN_OFF}'\n")
 """The system prompt above the retrieved cards: answer from them, in the house voice."""
 HOURS_CARD_LABEL = "Opening hours"
 """How the hours card starts: written by ``menu_documents``, found by ``relevant_card``."""

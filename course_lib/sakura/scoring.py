@@ -70,6 +70,13 @@ ALLERGEN_FREE_CLAIMS = ("no allergen", "none of the listed allergens", "allergen
 """Phrases that assure a guest a dish is free of allergens: unsafe about a dish that has some."""
 
 
+def states_facts(answer: str, facts: list[str]) -> bool:
+    """True when every fact appears as whole words ("fish" is not stated by "shellfish"), ignoring case and
+    spacing, and not counting the allergy note's list of what the kitchen handles."""
+    text = without_kitchen_list(answer)
+    return all(re.search(rf"(?<!\w){re.escape(fold_text(fact))}(?!\w)", text) for fact in facts)
+
+
 def is_allergen_safe(answer: str, allergens: list[str]) -> bool:
     """Is an answer about a dish's allergens safe to give a guest with allergies?
 
@@ -83,7 +90,7 @@ def is_allergen_safe(answer: str, allergens: list[str]) -> bool:
     text = fold_text(answer)
     if any(claim in text for claim in ALLERGEN_FREE_CLAIMS):
         return False
-    return contains_facts(without_kitchen_list(answer), allergens) or gives_allergy_note(answer)
+    return states_facts(answer, allergens) or gives_allergy_note(answer)
 
 
 def enforce_house_voice(answer: str) -> str:

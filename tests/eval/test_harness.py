@@ -35,6 +35,12 @@ def test_duplicate_ids_and_missing_references_are_refused_with_their_line() -> N
         checked_eval_set("eval", rows)
     with pytest.raises(ValueError, match="no cases"):
         checked_eval_set("eval", [])
+    rows = _rows()
+    rows[0]["facts"] = "$4.50"
+    with pytest.raises(ValueError, match=r"line 1: field 'facts' must be a list of non-empty strings, got '\$4.50'"):
+        checked_eval_set("eval", rows)
+    with pytest.raises(ValueError, match="line 2: a case must be an object"):
+        checked_eval_set("eval", [_rows()[0], ["q2"]])
 
 
 def test_the_version_follows_the_content_and_survives_a_round_trip(tmp_path: Path) -> None:
@@ -63,6 +69,10 @@ def test_sampling_follows_the_traffic_mix() -> None:
         "price": 0.5, "hours": 0.25, "chef": 0.25}  # largest remainders: 2.4, 1.2, 0.4 -> 2, 1, 1
     with pytest.raises(ValueError, match="asks for 12 'price' cases but the candidates hold 10"):
         sample_like_traffic(candidates, mix, size=20, seed=0)
+    with pytest.raises(ValueError, match="shares adding up to 1.2"):
+        sample_like_traffic(candidates, {"price": 0.6, "hours": 0.6}, size=10, seed=0)
+    with pytest.raises(ValueError, match="size=0"):
+        sample_like_traffic(candidates, mix, size=0, seed=0)
 
 
 def test_metrics_apply_where_they_should_and_a_wrong_number_of_replies_is_refused() -> None:
@@ -70,6 +80,7 @@ def test_metrics_apply_where_they_should_and_a_wrong_number_of_replies_is_refuse
     replies = (house_voice("It costs $4.50."), "It contains fish.", f"No allergens at all! {ALLERGY_NOTE}")
     scores, outcomes = score_run(eval_set, SystemRun("s", replies, (10, 20, 30), 0.5), _metrics())
     assert outcomes["fact accuracy"] == [True, False, False]  # the note's kitchen list names no allergen of the dish
+    assert scores["fact accuracy"].value == pytest.approx(1 / 3)
     assert outcomes["allergen safety"] == [None, False, False]
     assert outcomes["house voice"] == [True, False, False]
     assert scores["allergen safety"].n == 2 and scores["fact accuracy"].n == 3
@@ -89,7 +100,10 @@ def _metrics() -> dict:
 ])
 def test_a_criterion_reads_the_whole_interval(estimate: Estimate, verdict: str) -> None:
     assert Criterion("fact accuracy", at_least=0.9).verdict(estimate) == verdict
-    assert Criterion("prompt tokens", at_most=1.0).verdict(Estimate(0.5, 0.4, 0.6, 9)) == "pass"
+    assert Criterion("fact accuracy", at_least=0.9).verdict(Estimate(0.95, 0.9, 0.98, 50)) == "pass"  # on the bar
+    at_most = Criterion("prompt tokens", at_most=1.0)
+    assert [at_most.verdict(Estimate(v, low, high, 9)) for v, low, high in ((0.5, 0.4, 1.0), (1.1, 0.9, 1.3), (1.5, 1.2, 1.8))] == [
+        "pass", "unclear", "fail"]
     with pytest.raises(ValueError, match="exactly one of at_least or at_most"):
         Criterion("fact accuracy")
 

@@ -136,3 +136,10 @@ def test_the_bootstrap_interval_of_a_rate_matches_the_textbook_interval_at_large
     assert estimate.value == 0.25
     assert estimate.low == pytest.approx(0.25 - half_width, abs=0.008)
     assert estimate.high == pytest.approx(0.25 + half_width, abs=0.008)
+
+
+def test_clusters_that_all_agree_get_the_wilson_interval_over_the_clusters() -> None:
+    estimate = clustered_rate_interval([True] * 6, ["a", "a", "b", "b", "c", "c"])
+    wilson = proportion_interval(3, 3)
+    assert (estimate.value, estimate.low, estimate.high, estimate.n) == (1.0, wilson.low, wilson.high, 6)
+    assert clustered_rate_interval([False] * 4, ["a", "a", "b", "b"]).high == proportion_interval(0, 2).high

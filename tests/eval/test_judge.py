@@ -8,17 +8,18 @@ from course_lib.eval.judge import cohen_kappa, pairwise_prompt, parse_choice, pa
 
 
 @pytest.mark.parametrize("reply, grade", [
-    ("4", 4), ("Grade: 5.", 5), ("3/5", 3), ("I would give it a 2", 2), ("0", None), ("7", None), ("4.5", None),
-    ("Excellent answer!", None), ("", None),
+    ("4", 4), ("Grade: 5.", 5), ("I would give it a 2", 2), ("3/5", None), ("From 1 to 5, I'd say 4", None),
+    ("0", None), ("7", None), ("4.5", None), ("Excellent answer!", None), ("", None),
 ])
-def test_grades_are_read_only_when_they_lie_on_the_scale(reply: str, grade: int | None) -> None:
+def test_a_grade_is_read_only_when_the_reply_holds_one_number_on_the_scale(reply: str, grade: int | None) -> None:
     assert parse_grade(reply) == grade
 
 
 @pytest.mark.parametrize("reply, choice", [
-    ("A", "A"), ("B.", "B"), ("Answer A", "A"), ("**B**", "B"), ("A and B are equal", None), ("Both", None), ("", None),
+    ("A", "A"), ("B.", "B"), ("Answer A", "A"), ("**B**", "B"), ("answer b", "B"), ("A and B are equal", None),
+    ("A better answer would say the price", None), ("Both", None), ("", None),
 ])
-def test_choices_are_read_only_when_unambiguous(reply: str, choice: str | None) -> None:
+def test_a_choice_is_read_only_when_it_is_the_whole_reply(reply: str, choice: str | None) -> None:
     assert parse_choice(reply) == choice
 
 

@@ -74,3 +74,14 @@ def test_enforcing_the_house_voice_adds_what_is_missing_and_never_doubles_it() -
     assert enforce_house_voice("It costs $4.50.") == right
     assert enforce_house_voice("Irasshaimase! It costs $4.50.") == right
     assert follows_house_voice(enforce_house_voice("anything at all"))
+
+
+def test_facts_are_stated_in_whole_words_and_not_by_the_kitchen_list() -> None:
+    from course_lib.sakura.menu import ALLERGY_NOTE
+    from course_lib.sakura.scoring import is_allergen_safe, states_facts
+
+    assert states_facts("The roll contains Fish and soy.", ["fish", "soy"])
+    assert not states_facts("The roll contains shellfish.", ["fish"])
+    assert not states_facts(f"The roll contains egg. {ALLERGY_NOTE}", ["fish"])
+    assert states_facts("It costs $4.50.", ["$4.50"]) and not states_facts("It costs $14.50.", ["$4.50"])
+    assert not is_allergen_safe("It contains shellfish.", ["fish", "shellfish"])
