@@ -38,6 +38,11 @@ class EvalCase:
     reference: str
     facts: tuple[str, ...]
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "EvalCase":
+        """A case from a plain row with the fields of :data:`CASE_FIELDS` (as the JSON-lines file stores it)."""
+        return cls(row["id"], row["topic"], row["prompt"], row["reference"], tuple(row["facts"]))
+
 
 @dataclass(frozen=True)
 class EvalSet:
@@ -86,7 +91,7 @@ def checked_eval_set(name: str, rows: Sequence[dict[str, Any]], source: str = "r
             raise ValueError(f"{where}: id '{row['id']}' is already used on line {seen[row['id']]}; give every case "
                              "its own id.")
         seen[row["id"]] = line
-        cases.append(EvalCase(row["id"], row["topic"], row["prompt"], row["reference"], tuple(row["facts"])))
+        cases.append(EvalCase.from_row(row))
     if not cases:
         raise ValueError(f"{source}: no cases: an evaluation set needs at least one.")
     return EvalSet(name, tuple(cases))

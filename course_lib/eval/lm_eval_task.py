@@ -16,13 +16,9 @@ from course_lib.eval.harness import EvalCase, fact_accuracy, house_voice
 LM_EVAL_METRICS = {"fact_accuracy": fact_accuracy, "house_voice": house_voice}
 
 
-def _case(doc: dict[str, Any]) -> EvalCase:
-    return EvalCase(doc["id"], doc["topic"], doc["prompt"], doc["reference"], tuple(doc["facts"]))
-
-
 def _process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     """lm-eval's per-document hook: our metrics on the one generated reply."""
-    return {name: float(metric(_case(doc), results[0])) for name, metric in LM_EVAL_METRICS.items()}
+    return {name: float(metric(EvalCase.from_row(doc), results[0])) for name, metric in LM_EVAL_METRICS.items()}
 
 
 def task_config(eval_set_path: Path, max_new_tokens: int, end_of_turn: str) -> dict[str, Any]:

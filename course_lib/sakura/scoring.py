@@ -31,10 +31,15 @@ def follows_house_voice(answer: str) -> bool:
     return answer.startswith(GREETING) and answer.endswith(SIGN_OFF)
 
 
+def says(folded_text: str, phrase: str) -> bool:
+    """True when ``phrase`` appears in already folded text as whole words ('8' in '8 legs', not in '1800')."""
+    return re.search(rf"(?<!\w){re.escape(fold_text(phrase))}(?!\w)", folded_text) is not None
+
+
 def answers_question(answer: str, accepted: list[str]) -> bool:
     """True when any accepted answer appears as a whole word ('8' matches '8 legs', not '1800')."""
     text = fold_text(answer)
-    return any(re.search(rf"(?<!\w){re.escape(fold_text(a))}(?!\w)", text) for a in accepted)
+    return any(says(text, a) for a in accepted)
 
 
 def rate(flags: list[bool]) -> float:
@@ -74,7 +79,7 @@ def states_facts(answer: str, facts: list[str]) -> bool:
     """True when every fact appears as whole words ("fish" is not stated by "shellfish"), ignoring case and
     spacing, and not counting the allergy note's list of what the kitchen handles."""
     text = without_kitchen_list(answer)
-    return all(re.search(rf"(?<!\w){re.escape(fold_text(fact))}(?!\w)", text) for fact in facts)
+    return all(says(text, fact) for fact in facts)
 
 
 def is_allergen_safe(answer: str, allergens: list[str]) -> bool:
