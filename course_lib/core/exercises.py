@@ -53,6 +53,8 @@ ANSWER_HASHES: dict[str, str] = {
     "08-clipped-objective": "0814305f8cfb2f14744b7c7ce9da6768802df7bdd801d62be3e0d7caa0d84c81",
     "09-examples-needed": "2cfc8ccbd7c0b17615323b41e815651ff2ae9ffae45a4599c0499b98ff940429",
     "09-kappa-by-hand": "f3e360d89952f40d3b79d0b07dd0b94f1cbf9017cba5d2a5f8128e4146d6e3c1",
+    "10-q4-1-size": "3bf717db11e1fcdc3f9a199897f7e25324b2c82fb004f644c6c6c3fd841ccfa8",
+    "10-int4-by-hand": "4fe348e6bd620e9a8d6bae8659bc2471c09bd295112f28366a6d7eaa6272df12",
 }
 
 

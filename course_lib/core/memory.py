@@ -5,7 +5,10 @@ PyTorch on a CPU has no ``max_memory_allocated``; the operating system's view
 the course reports, sampled every few milliseconds by a background thread.
 """
 
+import ctypes
+import gc
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -71,3 +74,19 @@ class PeakMemory:
     def peak_gb(self) -> float:
         """The peak in GB (10^9 bytes), two decimals."""
         return round(self.peak_bytes / 1e9, 2)
+
+
+def release_freed_memory() -> None:
+    """Collect garbage, then hand the C allocator's free pages back to the operating system.
+
+    glibc keeps the memory of deleted tensors for reuse, so after a lesson
+    drops a model its process stays as large as its largest moment, and the
+    next model is measured (and paid for) on top. ``malloc_trim`` returns
+    those pages; on other platforms only the garbage collection runs.
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+            pass
