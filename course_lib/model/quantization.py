@@ -21,6 +21,7 @@ straight-through estimator (quantization-aware training).
 """
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from math import ceil
 
 import torch
@@ -41,7 +42,8 @@ class Scheme:
     """How to quantize a weight matrix: code format, bits, granularity and the precision of the scales.
 
     ``double_quant`` stores the block scales themselves in 8 bits (blocks of
-    256, mean removed), as QLoRA does.
+    256, mean removed): QLoRA's layout and bit count, with linear int8 codes
+    where bitsandbytes uses its 8-bit dynamic (float-like) map.
     """
 
     format: str = "absmax"
@@ -70,6 +72,9 @@ class Scheme:
             raise ValueError("Double quantization compresses per-block scales: use it with granularity='block'.")
         if self.double_quant and self.format == "zero_point":
             raise ValueError("Double quantization is for the scale-only formats (absmax, nf4), not zero_point.")
+        if self.double_quant and self.scale_dtype != torch.float32:
+            raise ValueError(f"Double quantization stores the scales in 8 bits itself: leave scale_dtype at "
+                             f"torch.float32 (got {self.scale_dtype}).")
 
     @property
     def name(self) -> str:
@@ -114,7 +119,8 @@ def block_length(shape: tuple[int, ...], scheme: Scheme) -> int:
     numel = shape[0] * shape[1]
     if numel % scheme.block_size:
         allowed = [size for size in SUPPORTED_BLOCK_SIZES if numel % size == 0]
-        advice = f"use a block size that divides it: {allowed}" if allowed else "pad it to a multiple of 32"
+        advice = (f"use a block size that divides it: {allowed}" if allowed
+                  else "pad the weight with zeros to a multiple of the block size before quantizing it")
         raise ValueError(f"A weight of {numel} values (shape {tuple(shape)}) is not a multiple of block size "
                          f"{scheme.block_size}: {advice}.")
     return scheme.block_size
@@ -135,7 +141,7 @@ def encode(blocks: torch.Tensor, scheme_format: str, bits: int, scales: torch.Te
     """The code of every value given its row's scale (and offset): signed integers for absmax,
     0 … 2^b - 1 for zero-point, the index of the nearest NF4 level for nf4."""
     if scheme_format == "nf4":
-        codebook = nf4_codebook()
+        codebook = _nf4_levels()
         return torch.bucketize(blocks / _nonzero(scales), (codebook[1:] + codebook[:-1]) / 2)
     if scheme_format == "zero_point":
         return _round((blocks - offsets) / _nonzero(scales)).clamp(0, 2**bits - 1)
@@ -147,7 +153,7 @@ def decode(codes: torch.Tensor, scheme_format: str, bits: int, scales: torch.Ten
            offsets: torch.Tensor | None = None) -> torch.Tensor:
     """The values :func:`encode`'s codes stand for, given the same per-row scales (and offsets)."""
     if scheme_format == "nf4":
-        return nf4_codebook()[codes.long()] * scales
+        return _nf4_levels()[codes.long()] * scales
     if scheme_format == "zero_point":
         return codes.float() * scales + offsets
     return codes.float() * scales
@@ -170,6 +176,12 @@ def zero_point_quantize(blocks: torch.Tensor, bits: int) -> tuple[torch.Tensor, 
     """
     scale, minimum = block_scales(blocks, "zero_point", bits)
     return encode(blocks, "zero_point", bits, scale, minimum), scale, minimum
+
+
+@lru_cache(maxsize=1)
+def _nf4_levels() -> torch.Tensor:
+    """The codebook, computed once (every NF4 encode and decode reads it)."""
+    return nf4_codebook()
 
 
 def nf4_codebook() -> torch.Tensor:
@@ -209,7 +221,7 @@ def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
     codes = codes.reshape(-1).to(torch.uint8)
     padded = torch.nn.functional.pad(codes, (0, -len(codes) % per_byte)).view(-1, per_byte)
     shifts = torch.arange(0, 8, bits, dtype=torch.uint8)
-    return (padded << shifts).sum(dim=1, dtype=torch.uint8) if per_byte > 1 else padded.reshape(-1)
+    return (padded << shifts).sum(dim=1, dtype=torch.uint8)
 
 
 def unpack(packed: torch.Tensor, bits: int, count: int) -> torch.Tensor:
@@ -266,14 +278,17 @@ def _codes(weight: torch.Tensor, scheme: Scheme) -> tuple[torch.Tensor, Quantize
     """The unpacked codes of ``weight`` and a QuantizedTensor holding its stored scales (codes not yet packed).
 
     Scales and offsets are rounded to the scheme's ``scale_dtype`` (or
-    double-quantized) *before* the codes are chosen, so the codes fit what is stored.
+    double-quantized) *before* the codes are chosen, so the codes fit what is
+    stored. (llama.cpp chooses Q4_1/Q8_0 codes with the unrounded fp32 scale:
+    the format is the same, a few codes of a random weight differ.)
     """
     shape = tuple(weight.shape)
     blocks = weight.detach().float().reshape(-1, block_length(shape, scheme))
-    scales, offsets = block_scales(blocks, scheme.format, scheme.bits)
-    if offsets is not None:
-        offsets = offsets.reshape(-1).to(scheme.scale_dtype)
-        scales = (blocks.amax(dim=1) - offsets.float()) / (2**scheme.bits - 1)  # the range from the stored minimum
+    if scheme.format == "zero_point":  # the scale spans the range from the minimum as it is stored
+        offsets = blocks.amin(dim=1).to(scheme.scale_dtype)
+        scales = (blocks.amax(dim=1) - offsets.float()) / (2**scheme.bits - 1)
+    else:
+        (scales, offsets) = block_scales(blocks, scheme.format, scheme.bits)
     stored = QuantizedTensor(torch.empty(0, dtype=torch.uint8), scales.reshape(-1).to(scheme.scale_dtype),
                              shape, scheme, offsets)
     if scheme.double_quant:
@@ -307,8 +322,8 @@ def round_trip(weight: torch.Tensor, scheme: Scheme) -> torch.Tensor:
 def quantization_error(weight: torch.Tensor, scheme: Scheme) -> float:
     """Root-mean-square error of the round trip, relative to the weight's RMS (0 for an all-zero weight)."""
     error = round_trip(weight, scheme) - weight.detach().float()
-    norm = weight.detach().float().pow(2).mean()
-    return 0.0 if norm == 0 else (error.pow(2).mean() / norm).sqrt().item()
+    mean_square = weight.detach().float().pow(2).mean()
+    return 0.0 if mean_square == 0 else (error.pow(2).mean() / mean_square).sqrt().item()
 
 
 def on_grid_fraction(weight: torch.Tensor, scheme: Scheme) -> float:
@@ -408,8 +423,15 @@ def add_fake_quantization(model: nn.Module, scheme: Scheme) -> int:
 
 
 def remove_fake_quantization(model: nn.Module) -> int:
-    """Undo :func:`add_fake_quantization`, keeping the trained float weights (quantize them for real next)."""
-    layers = [module for module in model.modules() if parametrize.is_parametrized(module, "weight")]
+    """Undo :func:`add_fake_quantization`, keeping the trained float weights (quantize them for real next).
+
+    Only fake quantization is removed; a layer's other weight parametrizations stay.
+    """
+    layers = [module for module in model.modules() if parametrize.is_parametrized(module, "weight")
+              and any(isinstance(p, FakeQuantization) for p in module.parametrizations.weight)]
     for module in layers:
+        others = [p for p in module.parametrizations.weight if not isinstance(p, FakeQuantization)]
         parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+        for other in others:  # torch removes a weight's parametrizations all at once: put the others back
+            parametrize.register_parametrization(module, "weight", other)
     return len(layers)

@@ -38,6 +38,9 @@ def sakura_reward_model(recipe: RewardRecipe, profile: Profile) -> Path:
     def build(folder: Path, scratch: Path) -> None:
         import transformers
 
+        # The score head is new and randomly initialised: seed it here, not from whatever the calling kernel drew
+        # before, so the same recipe gives the same reward model in every lesson, test and CI run.
+        transformers.set_seed(recipe.seed)
         model = load_model(recipe.backbone, model_class=transformers.AutoModelForSequenceClassification,
                            num_labels=1, device=profile.device)
         tokenizer = load_tokenizer(recipe.backbone)

@@ -463,6 +463,8 @@ def test_quantize_model_swaps_every_linear_but_the_head_and_matches_simulated_qu
     ({"block_size": 32}, r"Give a block_size with granularity='block', and only then "
                          r"\(got granularity='channel', block_size=32\)"),
     ({"granularity": "block"}, r"\(got granularity='block', block_size=None\)"),
+    ({"format": "nf4", "bits": 4, "granularity": "block", "block_size": 64, "scale_dtype": torch.float16,
+      "double_quant": True}, r"leave scale_dtype at torch.float32 \(got torch.float16\)"),
 ])
 def test_an_unsupported_scheme_names_the_value_and_the_allowed_ones(kwargs: dict, message: str) -> None:
     """Every invalid Scheme is refused at construction with a message naming what was given and what is allowed."""
@@ -472,7 +474,7 @@ def test_an_unsupported_scheme_names_the_value_and_the_allowed_ones(kwargs: dict
 
 @pytest.mark.parametrize(("shape", "block_size", "message"), [
     ((5, 7), 32, r"A weight of 35 values \(shape \(5, 7\)\) is not a multiple of block size 32: "
-                 r"pad it to a multiple of 32"),
+                 r"pad the weight with zeros to a multiple of the block size"),
     ((3, 32), 64, r"A weight of 96 values \(shape \(3, 32\)\) is not a multiple of block size 64: "
                   r"use a block size that divides it: \[32\]"),
     ((64,), 32, r"Expected a 2-d weight \(out_features, in_features\), got shape \(64,\)"),
@@ -503,3 +505,52 @@ def test_an_all_zero_weight_and_an_all_zero_row_come_back_as_zeros_without_nan(s
     restored = quantize(weight, scheme).dequantize()
     assert not restored.isnan().any() and torch.equal(restored[3], torch.zeros(64))
     assert 0 < quantization_error(weight, scheme) < 1  # better than rounding everything to 0
+
+
+def test_double_quantization_matches_bitsandbytes_in_error_and_bytes() -> None:
+    """bitsandbytes' compress_statistics stores the block absmax in 8 bits per 256 with the mean removed, like ours
+    (it uses a dynamic float map where we use linear int8): the same round-trip error within 2% and the same
+    number of bytes for the codes and the 8-bit scales."""
+    torch.manual_seed(0)
+    weight = torch.randn(256, 512)
+    packed, state = bnb.quantize_4bit(weight, blocksize=64, quant_type="nf4", compress_statistics=True)
+    bnb_error = (bnb.dequantize_4bit(packed, state) - weight).pow(2).mean().sqrt()
+    ours = quantize(weight, NF4_DOUBLE)
+    our_error = (ours.dequantize() - weight).pow(2).mean().sqrt()
+    assert abs(our_error / bnb_error - 1) < 0.02
+    assert ours.packed.numel() == packed.numel() and ours.scales.numel() == state.absmax.numel()
+    assert ours.scales.element_size() == state.absmax.element_size() == 1
+
+
+def test_removing_fake_quantization_keeps_other_parametrizations() -> None:
+    """Only FakeQuantization is stripped: a layer whose weight has another parametrization keeps that one."""
+
+    class Doubled(nn.Module):
+        def forward(self, weight: torch.Tensor) -> torch.Tensor:
+            return 2 * weight
+
+    model = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 64))
+    parametrize.register_parametrization(model[1], "weight", Doubled())
+    add_fake_quantization(model, Scheme("absmax", 4, "block", 32))
+    assert remove_fake_quantization(model) == 2
+    assert not parametrize.is_parametrized(model[0])
+    assert [type(p) for p in model[1].parametrizations.weight] == [Doubled]
+
+
+@pytest.mark.parametrize(("scheme", "ggml_type"), [(Q4_1, "Q4_1"), (Q8_0, "Q8_0")], ids=["Q4_1", "Q8_0"])
+def test_gguf_formats_match_llama_cpp_reference(scheme: Scheme, ggml_type: str) -> None:
+    """Against the gguf package's reference quantizer (llama.cpp's formats): a weight it quantized re-quantizes
+    with ours bit-exactly (the course's GGUF fact), and on a random weight both have the same error within 1%
+    (it picks codes with the fp32 scale, we with the stored fp16 one: a few codes differ)."""
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize as gguf_dequantize
+    from gguf.quants import quantize as gguf_quantize
+
+    torch.manual_seed(0)
+    weight = torch.randn(64, 256)
+    qtype = GGMLQuantizationType[ggml_type]
+    reference = torch.from_numpy(gguf_dequantize(gguf_quantize(weight.numpy(), qtype), qtype)).reshape(weight.shape)
+    assert torch.equal(round_trip(reference, scheme), reference)
+    assert on_grid_fraction(reference, scheme) == 1.0
+    ours = round_trip(weight, scheme)
+    assert abs((reference - weight).pow(2).mean() / (ours - weight).pow(2).mean() - 1) < 0.01

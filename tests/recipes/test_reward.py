@@ -31,3 +31,25 @@ def test_reward_model_trains_once_then_comes_from_the_cache(tmp_path: Path, monk
 
     monkeypatch.setattr(recipes_reward, "train_reward_model", lambda *a, **k: pytest.fail("a cache hit must not train"))
     assert sakura_reward_model(recipe, profile) == folder
+
+
+@pytest.mark.real_model
+def test_the_random_score_head_does_not_depend_on_what_the_caller_drew_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two builds of one recipe after different draws from torch's global generator save the same weights
+    (the untrained head is the only random part; training is skipped to isolate it)."""
+    from safetensors.torch import load_file
+
+    monkeypatch.setattr(recipes_reward, "train_reward_model", lambda *args, **kwargs: [])
+    profile = PROFILES["cpu"].with_overrides(num_threads=1)
+    weights = []
+    for draw in (1, 2):
+        monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / f"cache-{draw}"))
+        torch.manual_seed(draw)
+        torch.rand(draw)
+        folder = sakura_reward_model(RewardRecipe(steps=1), profile)
+        weights.append(load_file(str(folder / "model.safetensors")))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+    assert weights[0]["classifier.weight"].abs().sum() > 0
