@@ -149,7 +149,7 @@ def encode(blocks: torch.Tensor, scheme_format: str, bits: int, scales: torch.Te
     return _round(blocks / _nonzero(scales)).clamp(-levels, levels)
 
 
-def decode(codes: torch.Tensor, scheme_format: str, bits: int, scales: torch.Tensor,
+def decode(codes: torch.Tensor, scheme_format: str, scales: torch.Tensor,
            offsets: torch.Tensor | None = None) -> torch.Tensor:
     """The values :func:`encode`'s codes stand for, given the same per-row scales (and offsets)."""
     if scheme_format == "nf4":
@@ -265,13 +265,18 @@ class QuantizedTensor:
         restored = padded.view(-1, DOUBLE_QUANT_BLOCK_SIZE) * self.scale_scales.view(-1, 1)
         return restored.reshape(-1)[: len(self.scales)] + self.scale_mean
 
+    def values(self, codes: torch.Tensor) -> torch.Tensor:
+        """The float32 weight that ``codes`` (as :func:`encode` gives them, one row per block) stand for under
+        this tensor's scales and offsets."""
+        offsets = None if self.offsets is None else self.offsets.float().view(-1, 1)
+        return decode(codes, self.scheme.format, self.float_scales().view(-1, 1), offsets).view(self.shape)
+
     def dequantize(self) -> torch.Tensor:
-        """The float32 weight the codes stand for."""
+        """The float32 weight the packed codes stand for."""
         codes = unpack(self.packed, self.scheme.bits, self.numel).view(-1, block_length(self.shape, self.scheme))
         if self.scheme.format == "absmax":
             codes = codes.float() - 2 ** (self.scheme.bits - 1)  # stored unsigned
-        offsets = None if self.offsets is None else self.offsets.float().view(-1, 1)
-        return decode(codes, self.scheme.format, self.scheme.bits, self.float_scales().view(-1, 1), offsets).view(self.shape)
+        return self.values(codes)
 
 
 def _codes(weight: torch.Tensor, scheme: Scheme) -> tuple[torch.Tensor, QuantizedTensor]:
@@ -288,7 +293,7 @@ def _codes(weight: torch.Tensor, scheme: Scheme) -> tuple[torch.Tensor, Quantize
         offsets = blocks.amin(dim=1).to(scheme.scale_dtype)
         scales = (blocks.amax(dim=1) - offsets.float()) / (2**scheme.bits - 1)
     else:
-        (scales, offsets) = block_scales(blocks, scheme.format, scheme.bits)
+        scales, offsets = block_scales(blocks, scheme.format, scheme.bits)
     stored = QuantizedTensor(torch.empty(0, dtype=torch.uint8), scales.reshape(-1).to(scheme.scale_dtype),
                              shape, scheme, offsets)
     if scheme.double_quant:
@@ -315,8 +320,7 @@ def quantize(weight: torch.Tensor, scheme: Scheme) -> QuantizedTensor:
 def round_trip(weight: torch.Tensor, scheme: Scheme) -> torch.Tensor:
     """``quantize(weight, scheme).dequantize()`` without packing the codes: the values a quantized layer uses."""
     codes, stored = _codes(weight, scheme)
-    offsets = None if stored.offsets is None else stored.offsets.float().view(-1, 1)
-    return decode(codes, scheme.format, scheme.bits, stored.float_scales().view(-1, 1), offsets).view(weight.shape)
+    return stored.values(codes)
 
 
 def quantization_error(weight: torch.Tensor, scheme: Scheme) -> float:
