@@ -55,6 +55,8 @@ ANSWER_HASHES: dict[str, str] = {
     "09-kappa-by-hand": "f3e360d89952f40d3b79d0b07dd0b94f1cbf9017cba5d2a5f8128e4146d6e3c1",
     "10-q4-1-size": "3bf717db11e1fcdc3f9a199897f7e25324b2c82fb004f644c6c6c3fd841ccfa8",
     "10-int4-by-hand": "4fe348e6bd620e9a8d6bae8659bc2471c09bd295112f28366a6d7eaa6272df12",
+    "11-kl-by-hand": "cba11df61e2dbf9be41dd176a854431549bf5d4ff5013323636544464cb8fac6",
+    "11-tokens-per-pass": "9aec8d1e42a57a3b1489df411e30eef3be4c769a857c778aae33435f3df3f2e4",
 }
 
 
