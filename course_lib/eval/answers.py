@@ -6,6 +6,7 @@ rows of the course-wide scoreboard compare.
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,13 +48,18 @@ class AnswerScores:
 
 
 def score_replies(rows: list[dict[str, Any]], replies: list[str], prompt_tokens: list[int] | None = None,
-                  seconds: float = 0.0) -> AnswerScores:
-    """Score replies against the rows' facts, reference answers and the house voice."""
+                  seconds: float = 0.0, fact_check: Callable[[str, list[str]], bool] = contains_facts) -> AnswerScores:
+    """Score replies against the rows' facts, reference answers and the house voice.
+
+    ``fact_check(reply, facts)`` decides whether a reply states its facts:
+    ``contains_facts`` (substrings, lessons 05–08) or ``states_facts`` (whole
+    words, the allergy note's kitchen list ignored; lessons 09 on).
+    """
     if len(replies) != len(rows):
         raise ValueError(f"{len(replies)} replies for {len(rows)} questions: give one reply per row")
     rouge = load_metric("rouge").compute(predictions=replies, references=[row["completion"] for row in rows],
                                          rouge_types=["rougeL"])
-    correct = [contains_facts(reply, row["facts"]) for reply, row in zip(replies, rows)]
+    correct = [fact_check(reply, row["facts"]) for reply, row in zip(replies, rows)]
     prompt_tokens = prompt_tokens or [0] * len(rows)
     return AnswerScores(
         fact_accuracy=rate(correct),

@@ -68,7 +68,7 @@ def speculative_greedy(target: torch.nn.Module, draft: torch.nn.Module, input_id
     drafted = accepted = passes = 0
     while len(new_tokens) < max_new_tokens:
         proposal = sequence
-        for _ in range(min(draft_tokens, max_new_tokens - len(new_tokens))):
+        for _ in range(min(draft_tokens, max_new_tokens - len(new_tokens) - 1)):  # the target always adds one
             next_token = _next_logits(draft, proposal, draft_cache)[:, -1].argmax(dim=-1, keepdim=True)
             proposal = torch.cat([proposal, next_token], dim=1)
         guesses = proposal[0, sequence.shape[1]:]

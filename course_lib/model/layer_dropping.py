@@ -16,11 +16,12 @@ from torch import nn
 
 
 def evenly_spaced_layers(num_layers: int, keep_every: int) -> list[int]:
-    """Indices of every ``keep_every``-th block, counted so that the last block is always kept.
+    """Indices of every ``keep_every``-th block, counted back from the last block, which is always kept.
 
     The last block writes the hidden state the output head reads, so keeping
-    it spares the head a representation it never saw; the first kept block is
-    then ``keep_every - 1``.
+    it spares the head a representation it never saw. Counting from the top,
+    the first block is kept only when ``num_layers - 1`` is a multiple of
+    ``keep_every``.
     """
     if not 1 <= keep_every <= num_layers:
         raise ValueError(f"keep_every must be between 1 and the {num_layers} layers, got {keep_every}")
@@ -54,7 +55,9 @@ def drop_layers(model: Any, keep: Sequence[int]) -> Any:
     layers = decoder_layers(student)
     student.model.layers = nn.ModuleList(layers[index] for index in keep)
     for new_index, layer in enumerate(student.model.layers):
-        layer.self_attn.layer_idx = new_index
+        for module in layer.modules():  # attention (and any other cache user) indexes the KV cache by layer
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = new_index
     config = student.config
     config.num_hidden_layers = len(keep)
     if getattr(config, "layer_types", None) is not None:

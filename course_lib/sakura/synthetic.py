@@ -45,6 +45,7 @@ class FilteredSynthetic:
 
     @property
     def kept_share(self) -> float:
+        """Share of the teacher's answers the filter kept."""
         return len(self.kept) / (len(self.kept) + len(self.removed))
 
 

@@ -4,7 +4,8 @@
 out: both models' logits are softened by a temperature T, and the student pays
 the KL divergence from the teacher's distribution to its own, times T². It
 equals TRL's forward-KL distillation loss (``beta=0``) times T² (TRL leaves
-the factor out). :class:`LogitDistillationTrainer` trains with it on SFT data
+the factor out; on one micro-batch: TRL divides summed losses by the global token
+count under gradient accumulation). :class:`LogitDistillationTrainer` trains with it on SFT data
 (off-policy: the data's answers); on-policy distillation, where the student
 answers and the teacher grades every token, is TRL's ``DistillationTrainer``.
 """
@@ -54,10 +55,12 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     per_position = (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(dim=-1)
     if mask is not None:
         if mask.shape != per_position.shape:
-            raise ValueError(f"mask {tuple(mask.shape)} must match the logits' positions {tuple(per_position.shape)}")
+            raise ValueError(f"mask {tuple(mask.shape)} must match the logits' positions {tuple(per_position.shape)}: "
+                             "one flag per position, without the vocabulary dimension")
         per_position = per_position[mask.bool()]
     if per_position.numel() == 0:
-        raise ValueError("the mask selects no position: there is nothing to distil")
+        raise ValueError("the mask selects no position: there is nothing to distil (were all the answers cut off "
+                         "by max_length? raise it, or drop rows whose answer does not fit)")
     return per_position.mean() * temperature**2
 
 
@@ -83,6 +86,10 @@ class LogitDistillationTrainer(SFTTrainer):
     changes. The teacher runs without gradients on the same batch.
     ``alpha=0`` is plain fine-tuning, ``alpha=1`` pure distillation.
     """
+
+    # The loss is a mean over one micro-batch's answer tokens: the Trainer must divide it by the
+    # gradient-accumulation steps (it skips that for models whose forward takes loss kwargs, like Llama's).
+    loss_is_scaled_for_ga = False
 
     def __init__(self, *args: Any, teacher: Any, temperature: float = 2.0, alpha: float = 0.5, **kwargs: Any):
         if not 0.0 <= alpha <= 1.0:

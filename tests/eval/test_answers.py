@@ -54,6 +54,15 @@ def test_score_replies_checks_facts_voice_and_keeps_each_question() -> None:
         score_replies(ROWS, replies[:2])
 
 
+def test_score_replies_takes_the_fact_check() -> None:
+    from course_lib.sakura.scoring import states_facts
+
+    rows = [{**ROWS[2], "facts": ["fish"]}]
+    reply = ["Irasshaimase! Our kitchen handles shellfish. Arigato, Sakura Sushi."]
+    assert score_replies(rows, reply).correct == [True]  # "fish" inside "shellfish": a substring match
+    assert score_replies(rows, reply, fact_check=states_facts).correct == [False]  # whole words only
+
+
 def test_the_majority_baseline_answers_the_usual_answer_of_the_other_facts_of_a_topic() -> None:
     other_no = {**ROWS[0], "completion": ROWS[0]["completion"].replace("the A", "the C")}
     reference = [ROWS[0], other_no, other_no, ROWS[1], ROWS[2]]

@@ -58,6 +58,30 @@ def test_a_wrong_draft_costs_passes_not_correctness():
     assert output.target_passes == 12  # one token per target pass: plain greedy decoding, plus the wasted guesses
 
 
+@pytest.mark.parametrize("max_new_tokens", [1, 2, 5])
+def test_no_draft_is_wasted_on_the_last_token(max_new_tokens):
+    target = llama(0)
+    ids = torch.tensor([[7, 3, 19, 40]])
+    output = speculative_greedy(target, target, ids, max_new_tokens=max_new_tokens, draft_tokens=4)
+    assert output.tokens == plain_greedy(target, ids, max_new_tokens)
+    assert output.drafted == max_new_tokens - 1  # the target's own token is always the last one
+    if max_new_tokens == 1:
+        assert output.acceptance_rate == 0.0
+
+
+@pytest.mark.parametrize("eos_from", ["an accepted guess", "the target's own token"])
+def test_eos_ends_the_reply_whoever_produced_it(eos_from):
+    target = llama(0)
+    ids = torch.tensor([[7, 3, 19, 40]])
+    reference = plain_greedy(target, ids, 12)
+    eos = reference[2]
+    # A perfect draft proposing 4 tokens: the third token arrives as a guess; proposing 2, as the target's own token.
+    output = speculative_greedy(target, target, ids, max_new_tokens=12,
+                                draft_tokens=4 if eos_from == "an accepted guess" else 2, eos_token_id=eos)
+    assert output.tokens == reference[: reference.index(eos) + 1] == plain_greedy(target, ids, 12, eos_token_id=eos)
+    assert output.target_passes == 1
+
+
 def test_speculative_greedy_stops_at_the_end_of_sequence():
     target = llama(0)
     ids = torch.tensor([[7, 3, 19, 40]])
@@ -73,10 +97,11 @@ def test_speculative_greedy_stops_at_the_end_of_sequence():
     (torch.tensor([[1, 2], [3, 4]]), {}, "one prompt"),
     (torch.tensor([1, 2]), {}, "one prompt"),
     (torch.tensor([[1, 2]]), {"draft_tokens": 0}, ">= 1"),
+    (torch.tensor([[1, 2]]), {"max_new_tokens": 0}, ">= 1"),
 ])
 def test_speculative_greedy_refuses_bad_input(ids, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        speculative_greedy(llama(0), llama(0), ids, max_new_tokens=4, **kwargs)
+        speculative_greedy(llama(0), llama(0), ids, **({"max_new_tokens": 4} | kwargs))
 
 
 @pytest.mark.parametrize(("guesses", "choices", "expected"), [

@@ -74,6 +74,21 @@ def test_drop_layers_refuses_bad_indices(keep, message):
         drop_layers(four_block_llama(), keep)
 
 
+def test_per_layer_config_follows_the_kept_blocks():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=101, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, use_sliding_window=True, sliding_window=8,
+                         max_window_layers=2)
+    teacher = Qwen2ForCausalLM(config).eval()
+    assert teacher.config.layer_types == ["full_attention"] * 2 + ["sliding_attention"] * 2
+    student = drop_layers(teacher, [1, 2])
+    assert student.config.layer_types == ["full_attention", "sliding_attention"]
+    ids = torch.tensor([[3, 9, 27, 5]])
+    cached = student.generate(ids, max_new_tokens=6, do_sample=False, use_cache=True, pad_token_id=0)
+    assert torch.equal(cached, student.generate(ids, max_new_tokens=6, do_sample=False, use_cache=False, pad_token_id=0))
+
+
 def test_drop_layers_names_what_it_supports():
     with pytest.raises(TypeError, match="Llama-style decoders"):
         drop_layers(torch.nn.Linear(2, 2), [0])

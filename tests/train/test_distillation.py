@@ -143,7 +143,8 @@ def test_trainer_loss_mixes_soft_and_hard_terms(tmp_path, tiny_llama, chat_token
     assert losses[0.0] == pytest.approx(hard.item(), rel=1e-5)
     assert losses[1.0] == pytest.approx(soft.item(), rel=1e-5)
     assert losses[0.3] == pytest.approx(0.3 * soft.item() + 0.7 * hard.item(), rel=1e-5)
-    assert (batch["labels"] == IGNORE_INDEX).any()  # the prompt is not scored
+    first_answer_token = batch["labels"][0].ne(IGNORE_INDEX).nonzero()[0].item()
+    assert first_answer_token > 0 and batch["attention_mask"][0, :first_answer_token].all()  # the prompt is not scored
 
 
 def test_a_student_equal_to_its_teacher_has_zero_distillation_loss(tmp_path, tiny_llama, chat_tokenizer):
@@ -176,3 +177,22 @@ def test_trainer_refuses_a_teacher_with_another_vocabulary(tmp_path, tiny_llama,
     with pytest.raises(ValueError, match="needs the same vocabulary"):
         distillation_trainer(tmp_path, tiny_llama(vocab_size=len(chat_tokenizer)), tiny_llama(vocab_size=101),
                              chat_tokenizer)
+
+
+def test_gradient_accumulation_averages_micro_batches(tmp_path, tiny_llama, chat_tokenizer):
+    # Every row is the same, so every micro-batch has the same loss L; with 2 accumulation steps the logged
+    # loss of the first step must be L, not 2L (the Trainer divides only losses it knows are not scaled).
+    from course_lib.core.profiles import PROFILES
+    from course_lib.train.distillation import LogitDistillationTrainer
+    from course_lib.train.sft import conversational, training_config
+
+    student, teacher = tiny_llama(vocab_size=len(chat_tokenizer)), tiny_llama(vocab_size=len(chat_tokenizer))
+    torch.nn.init.normal_(teacher.lm_head.weight)
+    config = training_config(tmp_path, PROFILES["cpu"], max_steps=1, learning_rate=1e-2, disable_tqdm=True,
+                             per_device_train_batch_size=2, gradient_accumulation_steps=2)
+    trainer = LogitDistillationTrainer(model=student, args=config, processing_class=chat_tokenizer,
+                                       train_dataset=conversational([ROWS[0]] * 8), teacher=teacher, alpha=1.0)
+    expected = trainer.compute_loss(student, first_batch(trainer)).item()
+    trainer.train()
+    logged = next(entry["loss"] for entry in trainer.state.log_history if "loss" in entry)
+    assert logged == pytest.approx(expected, rel=1e-3)
