@@ -97,11 +97,11 @@ class LogitDistillationTrainer(SFTTrainer):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         super().__init__(*args, **kwargs)
-        if teacher.get_output_embeddings().weight.shape[0] != self.model.get_output_embeddings().weight.shape[0]:
-            raise ValueError(
-                f"teacher vocabulary {teacher.get_output_embeddings().weight.shape[0]} != student vocabulary "
-                f"{self.model.get_output_embeddings().weight.shape[0]}: logit distillation needs the same vocabulary"
-            )
+        teacher_vocab = teacher.get_output_embeddings().weight.shape[0]
+        student_vocab = self.model.get_output_embeddings().weight.shape[0]
+        if teacher_vocab != student_vocab:
+            raise ValueError(f"teacher vocabulary {teacher_vocab} != student vocabulary {student_vocab}: logit "
+                             "distillation needs the same vocabulary")
         self.teacher = teacher.eval().requires_grad_(False)
         self.temperature = temperature
         self.alpha = alpha
