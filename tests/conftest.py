@@ -16,7 +16,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 import course_lib  # noqa: F401  (sets the offline variables before heavy imports)
 from course_lib.assets.models import load_tokenizer
 from course_lib.core.paths import build_dir
-from course_lib.lessons.notebooks import ARTEFACT_BUILDERS, LessonRun, format_table
+from course_lib.lessons.notebooks import ARTEFACT_BUILDERS, COURSE_READERS, LessonRun, format_table
 
 torch.set_num_threads(1)
 TIMES_DIR = build_dir() / "test-notebooks"
@@ -29,11 +29,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start the notebooks first: the lessons that build shared artefacts, then the heaviest (later lessons), so
-    later lessons reuse those artefacts and two workers finish together."""
+    """Start the notebooks first: the lessons that build shared artefacts, then the capstone (it reads their
+    artefacts, and its course-wide table holds the rows of the lessons run before it), then the heaviest (later
+    lessons), so later lessons reuse those artefacts and two workers finish together. Work stealing takes lessons
+    from the end of the list, so a lesson placed last would start early."""
     notebooks = sorted((i for i in items if i.get_closest_marker("notebook")), key=lambda i: i.nodeid, reverse=True)
     builders = {f"[{lesson}]": rank for rank, lesson in enumerate(ARTEFACT_BUILDERS)}
-    notebooks.sort(key=lambda i: next((rank for name, rank in builders.items() if i.nodeid.endswith(name)), len(builders)))
+    readers = tuple(f"[{lesson}]" for lesson in COURSE_READERS)
+
+    def position(item: pytest.Item) -> int:
+        if item.nodeid.endswith(readers):
+            return len(builders)
+        return next((rank for name, rank in builders.items() if item.nodeid.endswith(name)), len(builders) + 1)
+
+    notebooks.sort(key=position)
     items[:] = notebooks + [i for i in items if i not in notebooks]
 
 

@@ -57,6 +57,7 @@ ANSWER_HASHES: dict[str, str] = {
     "10-int4-by-hand": "4fe348e6bd620e9a8d6bae8659bc2471c09bd295112f28366a6d7eaa6272df12",
     "11-kl-by-hand": "cba11df61e2dbf9be41dd176a854431549bf5d4ff5013323636544464cb8fac6",
     "11-tokens-per-pass": "9aec8d1e42a57a3b1489df411e30eef3be4c769a857c778aae33435f3df3f2e4",
+    "12-effective-batch": "2747b7c718564ba5f066f0523b03e17f6a496b06851333d2d59ab6d863225848",
 }
 
 

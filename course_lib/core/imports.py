@@ -22,7 +22,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sakura",),
     ("infer",),
     ("train", "eval"),
+    ("ship",),
     ("recipes",),
+    ("pipeline",),
     ("lessons",),
 )
 

@@ -59,3 +59,44 @@ def frame(profile: str | None = None) -> pd.DataFrame:
     """The scoreboard as a table, one row per model (of one profile if given), intervals shown."""
     rows = [row for row in load() if profile is None or row["profile"] == profile]
     return pd.DataFrame([{key: shown(value) for key, value in row.items()} for row in rows]).set_index("model")
+
+
+COURSE_COLUMNS = {"fact_accuracy": "fact accuracy", "parameters_m": "parameters (M)", "memory_mb": "memory (MB)",
+                  "tokens_per_second": "tokens per second"}
+"""The scores every model of the course can be compared on, and their names in :func:`course_table`."""
+
+
+def _value(score: Any) -> float:
+    """A recorded score as a number: the point value of an interval, NaN where the lesson did not measure it."""
+    if isinstance(score, dict):
+        return float(score["value"])
+    return float("nan") if score is None else float(score)
+
+
+def course_table(profile: str | None = None) -> pd.DataFrame:
+    """One row per recorded model, on the scores every lesson can report: fact accuracy (with its interval and n
+    where the lesson measured one, from lesson 09 on), parameters, memory and speed; NaN where a lesson did not
+    measure a score, so nothing unmeasured is filled in."""
+    records = []
+    for row in load():
+        if profile is not None and row["profile"] != profile:
+            continue
+        accuracy = row.get("fact_accuracy")
+        interval = accuracy if isinstance(accuracy, dict) else {}
+        records.append({"model": row["model"], "lesson": row["lesson"],
+                        **{label: _value(row.get(key)) for key, label in COURSE_COLUMNS.items()},
+                        "low": interval.get("low", float("nan")), "high": interval.get("high", float("nan")),
+                        "n": interval.get("n", float("nan"))})
+    columns = ["model", "lesson", *COURSE_COLUMNS.values(), "low", "high", "n"]
+    return pd.DataFrame(records, columns=columns).set_index("model")
+
+
+def pareto_front(quality: list[float], cost: list[float]) -> list[bool]:
+    """For each model, whether it is on the quality-cost front: no other model is at least as good and at most
+    as costly while better on one of the two. Models with a NaN score are never on it."""
+    points = list(zip(quality, cost))
+
+    def dominated(q: float, c: float) -> bool:
+        return any(oq >= q and oc <= c and (oq > q or oc < c) for oq, oc in points if oq == oq and oc == oc)
+
+    return [q == q and c == c and not dominated(q, c) for q, c in points]

@@ -11,8 +11,9 @@ time, so the minimum is the best estimate of what the code itself costs.
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
 Output = TypeVar("Output")
@@ -91,3 +92,11 @@ def batch_sweep(
         seconds = best_time(lambda: generate(batch_size), repeats)
         timings.append(BatchTiming(batch_size, seconds, batch_size * new_tokens / seconds))
     return timings
+
+
+def greedy_tokens_per_second(model: nn.Module, batch: Any, tokens: int, pad_token_id: int, repeats: int = 3) -> float:
+    """Generated tokens per second when ``model`` writes exactly ``tokens`` new tokens greedily after ``batch``
+    (one prompt: the latency a single user sees), from the fastest of ``repeats`` runs."""
+    settings = {"max_new_tokens": tokens, "min_new_tokens": tokens, "do_sample": False, "pad_token_id": pad_token_id}
+    with torch.no_grad():
+        return tokens / best_time(lambda: model.generate(**batch, **settings), repeats=repeats)

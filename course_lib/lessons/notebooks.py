@@ -34,13 +34,18 @@ MEMORY_BUDGET_GB = 4.0
 # Lessons measured above the budget, with the ceiling they must still stay under until they are
 # brought back inside it (each is an open item in the closing notes, not a silent exception).
 OVER_BUDGET_GB = {"05_supervised_fine_tuning": 6.0, "06_parameter_efficient_fine_tuning": 6.0,
-                  "08_reinforcement_learning": 6.0, "10_quantization": 5.0}
+                  "08_reinforcement_learning": 6.0, "10_quantization": 5.0,
+                  # two DDP ranks each load a full copy of the model (1.6 GB apiece at load), beside the kernel
+                  "12_capstone": 5.0}
 
 
 # Lessons that build the cached artefacts later lessons reuse (lesson 05's fine-tuned models, lesson 07's reward
 # model). The test suite starts them first, so the lessons after them reuse the artefacts instead of building them,
 # and their times and memory measure the lesson.
 ARTEFACT_BUILDERS = ("05_supervised_fine_tuning", "07_preference_tuning")
+# Lessons that read what the other lessons built and recorded (the capstone): the suite starts them right after the
+# artefact builders.
+COURSE_READERS = ("12_capstone",)
 
 
 def memory_budget_gb(lesson: str) -> float:

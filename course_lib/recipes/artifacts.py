@@ -71,6 +71,11 @@ def artifact_key(config: dict[str, Any], recipe_module: str, root: Path = PACKAG
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def artifact_folder(name: str, config: dict[str, Any], recipe_module: str) -> Path:
+    """Where artefact ``name`` built from ``config`` by ``recipe_module`` lives (built or not): the key is in its name."""
+    return cache_dir() / "artifacts" / f"{name}-{artifact_key(config, recipe_module)}"
+
+
 def cached_artifact(
     name: str, config: dict[str, Any], build: Callable[[Path, Path], None], recipe_module: str
 ) -> Path:
@@ -83,7 +88,7 @@ def cached_artifact(
     there. ``scratch`` is a folder of the same key that survives an interrupted
     build (for checkpoints to resume from) and is removed once the artefact is complete.
     """
-    target = cache_dir() / "artifacts" / f"{name}-{artifact_key(config, recipe_module)}"
+    target = artifact_folder(name, config, recipe_module)
     scratch = target.with_name(f"{target.name}.resume")
 
     def build_with_info(staging: Path) -> None:

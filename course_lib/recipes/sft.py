@@ -12,6 +12,7 @@ the same weights as an uninterrupted run, so it does not change the key.
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from course_lib.assets.models import load_model, load_tokenizer
 from course_lib.core.profiles import Profile
@@ -47,9 +48,12 @@ class SFTRecipe:
                    profile.max_seq_length, profile.seed, replay)
 
 
-def sakura_sft_model(recipe: SFTRecipe, profile: Profile) -> Path:
-    """A folder with the fine-tuned model, its tokenizer and history.json (training and validation losses):
-    trained once, then cached."""
+SFT_ARTIFACT = "sakura-sft"
+
+
+def sft_builder(recipe: SFTRecipe, profile: Profile) -> Callable[[Path, Path], None]:
+    """The build step of :func:`sakura_sft_model`: ``build(folder, scratch)`` trains and saves into ``folder``
+    (also a stage of :mod:`course_lib.pipeline`, which must build exactly what lessons reuse)."""
 
     def build(folder: Path, scratch: Path) -> None:
         model = load_model(recipe.model_name, dtype=profile.dtype, device=profile.device)
@@ -71,4 +75,10 @@ def sakura_sft_model(recipe: SFTRecipe, profile: Profile) -> Path:
         tokenizer.save_pretrained(folder)
         (folder / HISTORY_FILE).write_text(json.dumps(history, indent=2))
 
-    return cached_artifact("sakura-sft", recipe.__dict__, build, recipe_module=__name__)
+    return build
+
+
+def sakura_sft_model(recipe: SFTRecipe, profile: Profile) -> Path:
+    """A folder with the fine-tuned model, its tokenizer and history.json (training and validation losses):
+    trained once, then cached."""
+    return cached_artifact(SFT_ARTIFACT, recipe.__dict__, sft_builder(recipe, profile), recipe_module=__name__)

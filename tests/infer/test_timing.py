@@ -7,6 +7,7 @@ from torch import nn
 from course_lib.infer import timing
 from course_lib.infer.timing import BatchTiming, batch_sweep, best_time, step_times, tokens_per_second
 from course_lib.model.decoder import Decoder, DecoderConfig
+from course_lib.model.toy import tiny_llama, word_tokenizer
 
 
 class FakeClock:
@@ -116,3 +117,23 @@ def test_batch_sweep_reports_latency_and_throughput(clock: FakeClock) -> None:
 def test_repeats_must_be_positive(call) -> None:
     with pytest.raises(ValueError, match="repeats"):
         call()
+
+
+def test_greedy_tokens_per_second_times_exactly_the_asked_tokens(clock: FakeClock) -> None:
+    tokenizer = word_tokenizer("the sushi is fresh".split())
+    model = tiny_llama(tokenizer).eval()
+    lengths = []
+
+    class Timed(nn.Module):
+        """The toy model, whose generate takes 0.25 s per new token on the fake clock."""
+
+        def generate(self, **kwargs):
+            output = model.generate(**kwargs)
+            lengths.append(output.shape[1] - kwargs["input_ids"].shape[1])
+            clock.advance(0.25 * lengths[-1])
+            return output
+
+    batch = tokenizer(["the sushi"], return_tensors="pt")
+    speed = timing.greedy_tokens_per_second(Timed(), batch, tokens=8, pad_token_id=tokenizer.pad_token_id, repeats=2)
+    assert lengths == [8, 8]  # eos never stops it early: min_new_tokens = max_new_tokens
+    assert speed == pytest.approx(4.0)
