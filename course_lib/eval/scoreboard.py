@@ -10,6 +10,7 @@ From lesson 09 on, a score can be recorded with its confidence interval (an
 """
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -94,9 +95,9 @@ def course_table(profile: str | None = None) -> pd.DataFrame:
 def pareto_front(quality: list[float], cost: list[float]) -> list[bool]:
     """For each model, whether it is on the quality-cost front: no other model is at least as good and at most
     as costly while better on one of the two. Models with a NaN score are never on it."""
-    points = list(zip(quality, cost))
+    measured = [(q, c) for q, c in zip(quality, cost) if not (math.isnan(q) or math.isnan(c))]
 
     def dominated(q: float, c: float) -> bool:
-        return any(oq >= q and oc <= c and (oq > q or oc < c) for oq, oc in points if oq == oq and oc == oc)
+        return any(oq >= q and oc <= c and (oq > q or oc < c) for oq, oc in measured)
 
-    return [q == q and c == c and not dominated(q, c) for q, c in points]
+    return [not (math.isnan(q) or math.isnan(c)) and not dominated(q, c) for q, c in zip(quality, cost)]

@@ -44,8 +44,7 @@ from course_lib.train.preference import dpo_config, train_dpo
 BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LICENSE = "apache-2.0"  # SmolLM2's
 SCORES_FILE = "scores.json"
-SHIPPED = "fine-tuned + DPO (shipped)"
-CANDIDATES = ("fine-tuned", SHIPPED, "fine-tuned + DPO, int8")
+FINE_TUNED, SHIPPED, INT8_SHIPPED = "fine-tuned", "fine-tuned + DPO (shipped)", "fine-tuned + DPO, int8"
 INT8 = Scheme("absmax", 8, "channel")
 
 
@@ -152,7 +151,7 @@ def _evaluation_builder(pipeline: SakuraPipeline, profile: Profile) -> Any:
         tokenizer = load_tokenizer(pipeline.sft.model_name)
         rows = held_out_rows(pipeline.sft.num_facts, pipeline.sft.seed)
         model = load_model(str(inputs[SFT_ARTIFACT]), dtype=profile.dtype, device=profile.device)
-        results = {"fine-tuned": measure(model, tokenizer, rows, pipeline.evaluation)}
+        results = {FINE_TUNED: measure(model, tokenizer, rows, pipeline.evaluation)}
         del model
         release_freed_memory()
         model = merged_model(inputs[SFT_ARTIFACT], inputs["sakura-dpo"], profile)
@@ -161,7 +160,7 @@ def _evaluation_builder(pipeline: SakuraPipeline, profile: Profile) -> Any:
         release_freed_memory()
         int8 = measure(model, tokenizer, rows, pipeline.evaluation)
         # The same weights, stored as 8-bit codes in buffers (which count_parameters, over nn.Parameters, misses).
-        results["fine-tuned + DPO, int8"] = int8 | {"parameters_m": results[SHIPPED]["parameters_m"]}
+        results[INT8_SHIPPED] = int8 | {"parameters_m": results[SHIPPED]["parameters_m"]}
         (folder / SCORES_FILE).write_text(json.dumps({"questions": len(rows), "models": results}, indent=2))
 
     return build
@@ -172,11 +171,11 @@ def load_scores(eval_folder: Path) -> dict[str, dict[str, Any]]:
     return json.loads((eval_folder / SCORES_FILE).read_text())["models"]
 
 
-def dpo_effect(eval_folder: Path) -> Estimate:
-    """Fact accuracy of the DPO model minus the fine-tuned one, paired on the same questions, with its interval."""
-    models = load_scores(eval_folder)
-    return paired_difference([float(c) for c in models[SHIPPED]["correct"]],
-                             [float(c) for c in models["fine-tuned"]["correct"]])
+def accuracy_difference(scores: dict[str, dict[str, Any]], first: str, second: str) -> Estimate:
+    """Fact accuracy of candidate ``first`` minus ``second`` (from :func:`load_scores`), paired on the same
+    questions, with its interval."""
+    return paired_difference([float(c) for c in scores[first]["correct"]],
+                             [float(c) for c in scores[second]["correct"]])
 
 
 def record_scores(eval_folder: Path, profile: Profile) -> None:

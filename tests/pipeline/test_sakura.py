@@ -7,7 +7,9 @@ import pytest
 
 from course_lib.core.profiles import get_profile
 from course_lib.pipeline.__main__ import main
-from course_lib.pipeline.sakura import PreferenceRecipe, SakuraPipeline, held_out_rows, sakura_stages
+from course_lib.pipeline.sakura import (
+    PreferenceRecipe, SakuraPipeline, accuracy_difference, held_out_rows, sakura_stages,
+)
 from course_lib.pipeline.stages import downstream, stage_folders
 from course_lib.recipes.artifacts import artifact_folder
 from course_lib.recipes.sft import SFT_ARTIFACT
@@ -42,3 +44,10 @@ def test_the_command_plans_the_default_pipeline(capsys: pytest.CaptureFixture[st
     assert main(["--plan", "--profile", "cpu"]) == 0
     lines = [line.split() for line in capsys.readouterr().out.strip().splitlines()]
     assert lines == [[stage.name, "build"] for stage in sakura_stages(SakuraPipeline.from_profile(PROFILE), PROFILE)]
+
+
+def test_accuracy_difference_pairs_the_candidates_question_by_question() -> None:
+    scores = {"a": {"correct": [True, True, False, True]}, "b": {"correct": [False, True, False, False]}}
+    difference = accuracy_difference(scores, "a", "b")
+    assert difference.value == 0.5 and difference.n == 4 and difference.low <= 0.5 <= difference.high
+    assert accuracy_difference(scores, "b", "a").value == -0.5
