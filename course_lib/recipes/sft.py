@@ -10,6 +10,7 @@ the same weights as an uninterrupted run, so it does not change the key.
 """
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,11 +19,13 @@ from course_lib.assets.models import load_model, load_tokenizer
 from course_lib.core.profiles import Profile
 from course_lib.recipes.artifacts import cached_artifact
 from course_lib.sakura.datasets import rows_about, taught_facts
+from course_lib.sakura.scoring import contains_facts, rate
 from course_lib.train.sft import (
-    checkpoint_settings, fine_tune, last_complete_checkpoint, replay_rows, training_config,
+    REPLAY_QUESTIONS, ReplyScoreCallback, checkpoint_settings, fine_tune, last_complete_checkpoint, replay_rows, training_config,
 )
 
 HISTORY_FILE = "history.json"
+ANSWER_TOKENS = 64  # room for the longest house answer (allergens, about 50 tokens)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class SFTRecipe:
     lr_schedule: str = "cosine"  # the warm-up + cosine schedule lesson 02 teaches
     warmup: float = 0.1  # share of the steps spent warming up
     evaluations: int = 4  # validation-loss measurements over the run (in history.json)
+    track_fact_accuracy: bool = False  # at each evaluation, also the validation questions' fact accuracy (greedy)
 
     @classmethod
     def from_profile(cls, profile: Profile, num_facts: int | None, learning_rate: float, replay: bool = False) -> "SFTRecipe":
@@ -49,6 +53,30 @@ class SFTRecipe:
 
 
 SFT_ARTIFACT = "sakura-sft"
+SHARED_LEARNING_RATE = 1.5e-4
+"""The shared model's peak learning rate: full fine-tuning over several passes (3e-4 learned as fast and forgot more)."""
+
+
+def shared_sft_recipe(profile: Profile) -> SFTRecipe:
+    """The recipe of the course's shared fine-tuned model, which lessons 05-12 start from.
+
+    It teaches the profile's ``num_facts`` for ``sft_epochs`` passes over their
+    training rows (a model memorises a fact over several passes, not one) with
+    replay of the base model's own general answers mixed in (several passes
+    over a few facts make it forget more), at :data:`SHARED_LEARNING_RATE` with
+    warm-up and cosine decay, and measures the validation loss and fact accuracy
+    once per pass: the curve that justifies the number of passes.
+    """
+    rows = len(rows_about("qa_train", taught_facts(profile.num_facts, profile.seed))) + len(REPLAY_QUESTIONS)
+    return SFTRecipe(profile.model_name, profile.num_facts, SHARED_LEARNING_RATE,
+                     steps=math.ceil(profile.sft_epochs * rows / profile.train_batch_size),
+                     batch_size=profile.train_batch_size, max_seq_length=profile.max_seq_length, seed=profile.seed,
+                     replay=True, evaluations=profile.sft_epochs, track_fact_accuracy=True)
+
+
+def shared_sft_model(profile: Profile) -> Path:
+    """The folder of the course's shared fine-tuned model (:func:`shared_sft_recipe`): trained once per machine."""
+    return sakura_sft_model(shared_sft_recipe(profile), profile)
 
 
 def sft_builder(recipe: SFTRecipe, profile: Profile) -> Callable[[Path, Path], None]:
@@ -69,7 +97,13 @@ def sft_builder(recipe: SFTRecipe, profile: Profile) -> Callable[[Path, Path], N
             eval_strategy="steps", eval_steps=max(1, recipe.steps // recipe.evaluations),
             **checkpoint_settings(profile.checkpoint_every),
         )
-        history = fine_tune(model, tokenizer, train_rows, config, eval_rows=rows_about("qa_validation", facts),
+        validation_rows = rows_about("qa_validation", facts)
+        callbacks = [ReplyScoreCallback(
+            tokenizer, [row["prompt"] for row in validation_rows], name="fact_accuracy",
+            score=lambda replies: rate([contains_facts(r, row["facts"]) for r, row in zip(replies, validation_rows)]),
+            max_new_tokens=ANSWER_TOKENS, batch_size=profile.eval_batch_size,
+        )] if recipe.track_fact_accuracy else []
+        history = fine_tune(model, tokenizer, train_rows, config, eval_rows=validation_rows, callbacks=callbacks,
                             resume_from=last_complete_checkpoint(scratch))
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)

@@ -10,10 +10,12 @@ result equals an uninterrupted run's.
 """
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import datasets
+from transformers import TrainerCallback
 
 from course_lib.core.profiles import Profile
 from course_lib.data.chat_format import to_conversational
@@ -95,6 +97,27 @@ def last_complete_checkpoint(output_dir: Path) -> Path | None:
         if re.fullmatch(r"checkpoint-\d+", path.name) and (path / "trainer_state.json").is_file()
     ]
     return max(complete, key=lambda path: int(path.name.split("-")[1]), default=None)
+
+
+class ReplyScoreCallback(TrainerCallback):
+    """At every evaluation, the model's greedy replies to held-out prompts, scored and logged as ``eval_<name>``.
+
+    The validation loss says how likely the references became; this says what
+    a user sees (e.g. the share of replies that state their fact), so a run's
+    log shows when more passes stop paying. The entry goes into the
+    Trainer's ``log_history`` beside that evaluation's loss.
+    """
+
+    def __init__(self, tokenizer: Any, prompts: list[str], score: Callable[[list[str]], float], name: str,
+                 max_new_tokens: int, batch_size: int) -> None:
+        self.tokenizer, self.prompts, self.score, self.name = tokenizer, prompts, score, name
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        replies = generate_replies(model, self.tokenizer, self.prompts, max_new_tokens=self.max_new_tokens,
+                                   batch_size=self.batch_size)
+        state.log_history.append({"step": state.global_step, "epoch": state.epoch,
+                                  f"eval_{self.name}": self.score(replies)})
 
 
 def fine_tune(

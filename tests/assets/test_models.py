@@ -11,6 +11,7 @@ import course_lib.assets.models
 import course_lib.assets.packages
 from course_lib.assets.models import (
     MARKER_FILE, CourseModel, UnknownModelError, _source_stamp, load_model, load_tokenizer, model_dir,
+    without_default_system_prompt,
 )
 from course_lib.assets.packages import AssetMissingError, asset_file
 from course_lib.core.builds import manifest_problems
@@ -50,6 +51,34 @@ def test_conversion_stamp_names_its_source() -> None:
 @pytest.mark.real_model
 def test_hub_alias_resolves_to_the_course_model() -> None:
     assert model_dir("HuggingFaceTB/SmolLM2-135M-Instruct") == model_dir(SMOLLM)
+
+
+SMOLLM_TEMPLATE = (  # SmolLM2-135M-Instruct's chat template as its GGUF ships it
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def test_the_default_system_turn_is_cut_from_the_template_and_nothing_else() -> None:
+    stripped = without_default_system_prompt(SMOLLM_TEMPLATE)
+    assert stripped.startswith("{% for message in messages %}{{'<|im_start|>' + message['role']")
+    assert SMOLLM_TEMPLATE.endswith(stripped[len("{% for message in messages %}"):]) and "SmolLM" not in stripped
+    with pytest.raises(ValueError, match="found 0.*update DEFAULT_SYSTEM_TURN"):
+        without_default_system_prompt(stripped)
+
+
+@pytest.mark.real_model
+def test_the_course_model_writes_no_system_turn_unless_asked() -> None:
+    tokenizer = load_tokenizer(SMOLLM)
+    plain = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False)
+    assert plain == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    given = tokenizer.apply_chat_template([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+                                          tokenize=False)
+    assert given.startswith("<|im_start|>system\nBe brief.<|im_end|>\n")
+    assert json.loads((Path(model_dir(SMOLLM)) / MARKER_FILE).read_text())["chat_template"] == (
+        "without its default system prompt")
 
 
 def test_gpt2_tokenizer_matches_known_ids() -> None:

@@ -10,8 +10,11 @@ from transformers import TrainerCallback
 
 import course_lib.recipes.sft as recipes_sft
 from course_lib.core.profiles import PROFILES
-from course_lib.recipes.sft import HISTORY_FILE, SFTRecipe, sakura_sft_model
-from course_lib.train.sft import fine_tune, training_losses
+from course_lib.recipes.sft import (
+    HISTORY_FILE, SHARED_LEARNING_RATE, SFTRecipe, sakura_sft_model, shared_sft_recipe,
+)
+from course_lib.sakura.datasets import rows_about, taught_facts
+from course_lib.train.sft import REPLAY_QUESTIONS, fine_tune, training_losses
 
 GPT2_VOCAB = 50257
 
@@ -75,7 +78,8 @@ def test_an_interrupted_build_resumes_to_the_weights_of_an_uninterrupted_run(
     reference = sakura_sft_model(recipe, plain)
 
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "interrupted"))
-    monkeypatch.setattr(recipes_sft, "fine_tune", lambda *a, **k: fine_tune(*a, callbacks=[Disconnect(3)], **k))
+    monkeypatch.setattr(recipes_sft, "fine_tune",
+                        lambda *a, callbacks, **k: fine_tune(*a, callbacks=callbacks + [Disconnect(3)], **k))
     with pytest.raises(ConnectionError):
         sakura_sft_model(recipe, checkpointing)
     artifacts = tmp_path / "interrupted" / "artifacts"
@@ -85,9 +89,9 @@ def test_an_interrupted_build_resumes_to_the_weights_of_an_uninterrupted_run(
 
     resumed_from, counter = [], StepCounter()
 
-    def spy(*args, resume_from=None, **kwargs):
+    def spy(*args, resume_from=None, callbacks, **kwargs):
         resumed_from.append(resume_from.name if resume_from else "")
-        return fine_tune(*args, resume_from=resume_from, callbacks=[counter], **kwargs)
+        return fine_tune(*args, resume_from=resume_from, callbacks=callbacks + [counter], **kwargs)
 
     monkeypatch.setattr(recipes_sft, "fine_tune", spy)
     resumed = sakura_sft_model(recipe, checkpointing)
@@ -99,3 +103,28 @@ def test_an_interrupted_build_resumes_to_the_weights_of_an_uninterrupted_run(
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
     losses = [training_losses(json.loads((folder / HISTORY_FILE).read_text())) for folder in (reference, resumed)]
     assert losses[0] == losses[1] and len(losses[0]) == 6
+
+
+def test_the_shared_recipe_makes_the_profiles_passes_over_its_facts_and_the_replay_rows() -> None:
+    for name in ("cpu", "gpu"):
+        profile = PROFILES[name]
+        recipe = shared_sft_recipe(profile)
+        rows = len(rows_about("qa_train", taught_facts(profile.num_facts, profile.seed))) + len(REPLAY_QUESTIONS)
+        assert recipe.steps * recipe.batch_size / rows == pytest.approx(profile.sft_epochs, abs=recipe.batch_size / rows)
+        assert (recipe.replay, recipe.track_fact_accuracy, recipe.evaluations) == (True, True, profile.sft_epochs)
+        assert (recipe.learning_rate, recipe.num_facts, recipe.seed) == (SHARED_LEARNING_RATE, profile.num_facts, profile.seed)
+    assert len(taught_facts(PROFILES["gpu"].num_facts, 42)) == 153  # the gpu profile teaches every fact
+    assert shared_sft_recipe(PROFILES["cpu"].with_overrides(sft_epochs=2)).steps < shared_sft_recipe(PROFILES["cpu"]).steps
+
+
+def test_a_tracked_run_logs_the_validation_fact_accuracy_at_every_evaluation() -> None:
+    profile = PROFILES["cpu"].with_overrides(train_batch_size=2, num_threads=1)
+    recipe = SFTRecipe(profile.model_name, num_facts=2, learning_rate=1e-2, steps=4, batch_size=2, max_seq_length=64,
+                       seed=0, evaluations=2, track_fact_accuracy=True)
+    history = json.loads((sakura_sft_model(recipe, profile) / HISTORY_FILE).read_text())
+    tracked = [(entry["step"], entry["eval_fact_accuracy"]) for entry in history if "eval_fact_accuracy" in entry]
+    assert [step for step, _ in tracked] == [2, 4] == [entry["step"] for entry in history if "eval_loss" in entry]
+    assert all(0 <= accuracy <= 1 for _, accuracy in tracked)
+    untracked = json.loads((sakura_sft_model(SFTRecipe(**(recipe.__dict__ | {"track_fact_accuracy": False})), profile)
+                            / HISTORY_FILE).read_text())
+    assert not any("eval_fact_accuracy" in entry for entry in untracked)

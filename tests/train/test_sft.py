@@ -3,7 +3,9 @@
 from pathlib import Path
 
 from course_lib.core.profiles import PROFILES
-from course_lib.train.sft import checkpoint_settings, last_complete_checkpoint, training_config, training_losses
+from course_lib.train.sft import (
+    ReplyScoreCallback, checkpoint_settings, fine_tune, last_complete_checkpoint, training_config, training_losses,
+)
 
 
 def test_training_config_is_cpu_safe_on_the_cpu_profile(tmp_path: Path) -> None:
@@ -33,3 +35,24 @@ def test_last_complete_checkpoint_skips_one_interrupted_while_saving(tmp_path: P
     (tmp_path / "checkpoint-99-notes").mkdir()  # not a Trainer checkpoint, whatever it holds
     (tmp_path / "checkpoint-99-notes" / "trainer_state.json").write_text("{}")
     assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
+
+
+def test_reply_score_callback_scores_one_greedy_reply_per_prompt_at_each_evaluation(
+    tmp_path: Path, tiny_llama, chat_tokenizer
+) -> None:
+    prompts = ["What is sushi?", "Are you open on Monday?", "Hi"]
+    seen: list[list[str]] = []
+
+    def share_of_empty(replies: list[str]) -> float:
+        seen.append(replies)
+        return sum(reply == "" for reply in replies) / len(replies)
+
+    rows = [{"prompt": p, "completion": "Yes."} for p in prompts]
+    config = training_config(tmp_path, PROFILES["cpu"], max_steps=4, per_device_train_batch_size=2, max_length=32,
+                             eval_strategy="steps", eval_steps=2, disable_tqdm=True)
+    callback = ReplyScoreCallback(chat_tokenizer, prompts, share_of_empty, name="empty", max_new_tokens=3, batch_size=2)
+    history = fine_tune(tiny_llama(50257), chat_tokenizer, rows, config, eval_rows=rows, callbacks=[callback])
+    logged = [entry for entry in history if "eval_empty" in entry]
+    assert [entry["step"] for entry in logged] == [2, 4]
+    assert [len(replies) for replies in seen] == [3, 3]
+    assert [entry["eval_empty"] for entry in logged] == [share_of_empty(replies) for replies in seen[:2]]

@@ -1,0 +1,54 @@
+"""The machine benchmark's measurements: padding, FLOPs per token, matmul and training throughput."""
+
+import pytest
+import torch
+
+from course_lib.bench.throughput import (
+    matmul_flops_per_second, measure_threads, padding_share, training_flops_per_token, training_tokens_per_second,
+)
+from course_lib.model.parameters import count_parameters
+
+
+def test_padding_share_counts_the_positions_padded_to_each_batchs_longest_row() -> None:
+    # batches [10, 20] -> 40 positions for 30 tokens, [30, 30] -> 60 for 60, [5] -> 5 for 5
+    assert padding_share([10, 20, 30, 30, 5], batch_size=2) == pytest.approx(1 - 95 / 105)
+    assert padding_share([7, 7, 7], batch_size=3) == 0
+    assert padding_share([7, 9], batch_size=1) == 0
+    with pytest.raises(ValueError, match="batch size >= 1"):
+        padding_share([3], batch_size=0)
+    with pytest.raises(ValueError, match="need rows"):
+        padding_share([], batch_size=2)
+
+
+def test_training_costs_six_flops_per_parameter_and_token(tiny_llama) -> None:
+    model = tiny_llama(vocab_size=64)
+    assert training_flops_per_token(model) == 6 * count_parameters(model)
+
+
+def test_matmul_throughput_is_positive_and_restores_the_thread_count() -> None:
+    before = torch.get_num_threads()
+    assert matmul_flops_per_second(threads=1, size=128, repeats=2) > 1e6
+    assert torch.get_num_threads() == before
+
+
+def tiny_batch() -> dict[str, torch.Tensor]:
+    input_ids = torch.randint(0, 64, (2, 6))
+    attention_mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": input_ids.masked_fill(attention_mask == 0, -100)}
+
+
+def test_training_throughput_counts_real_tokens_and_leaves_no_gradient(tiny_llama) -> None:
+    model = tiny_llama(vocab_size=64)
+    assert training_tokens_per_second(model, tiny_batch(), repeats=2) > 0
+    assert all(p.grad is None for p in model.parameters())
+    assert not model.training
+
+
+def test_measure_threads_reports_utilisation_as_achieved_over_matmul_flops(tiny_llama) -> None:
+    model = tiny_llama(vocab_size=64)
+    prompt = {"input_ids": torch.tensor([[1, 2, 3]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
+    run = measure_threads(model, tiny_batch(), prompt, threads=1, new_tokens=2, pad_token_id=0, repeats=1)
+    assert run.threads == 1 and run.generation_tokens_per_s > 0
+    achieved = run.training_tokens_per_s * training_flops_per_token(model)
+    assert run.model_flops_utilisation == pytest.approx(achieved / (run.matmul_gflops * 1e9))
+    assert set(run.as_row()) == {"threads", "fp32 matmul GFLOP/s", "training tokens/s", "generation tokens/s (batch 1)", "MFU"}
