@@ -39,7 +39,7 @@ ANSWER_HASHES: dict[str, str] = {
     "04-default-banding-misses": "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce",
     "05-epochs": "77ac319bfe1979e2d799d9e6987e65feb54f61511c03552ebae990826c208590",
     "05-most-forgetting-rate": "9fca51987c96ba92d35f303353b7065f31114501c9f2afa37463ff1fdffe8f1f",
-    "05-few-shot-tokens": "83f814f7a92e365cbd79f9addceed185761a8d38a06a2d4350bb1fe4b7632b34",
+    "05-few-shot-tokens": "d6061bbee6cf13bd73765faaea7cdd0af1323e4b125342ac346047f7c4bda1fc",
     "03-temperature-peak": "c16cd6547c5a0113bde814d7116be60609c8112a319ecd95eb086fb213361ad2",
     "03-top-p-survivors": "d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35",
     "03-distinct-2": "ce5d3aa79ae56155078af52e8fac68eb2d0a78489f82bc26c1e1bbc667ba9fde",
