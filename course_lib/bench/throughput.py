@@ -8,7 +8,8 @@ machine (model-FLOPs utilisation: the FLOPs the model needs per second of
 training against what a plain matmul gets).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,16 +20,23 @@ from course_lib.infer.timing import best_time, greedy_tokens_per_second
 from course_lib.model.parameters import count_parameters
 
 
-def matmul_flops_per_second(threads: int, size: int = 1024, repeats: int = 5) -> float:
-    """FLOP/s of an fp32 ``size`` × ``size`` matmul on ``threads`` threads (fastest of ``repeats``): the machine's ceiling."""
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block on ``threads`` torch threads, then give back the count it had."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def matmul_flops_per_second(threads: int, size: int = 1024, repeats: int = 5) -> float:
+    """FLOP/s of an fp32 ``size`` × ``size`` matmul on ``threads`` threads (fastest of ``repeats``): the machine's ceiling."""
+    with torch_threads(threads):
         a, b = torch.randn(size, size), torch.randn(size, size)
         torch.mm(a, b)  # warm-up: the first call pays for allocation
         return 2 * size**3 / best_time(lambda: torch.mm(a, b), repeats)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def training_flops_per_token(model: nn.Module) -> int:
@@ -90,11 +98,7 @@ def measure_threads(model: nn.Module, training_batch: dict[str, torch.Tensor], p
                     threads: int, new_tokens: int, pad_token_id: int, repeats: int = 3) -> ThreadRun:
     """Matmul, training and greedy generation speed of ``model`` at ``threads`` threads."""
     matmul = matmul_flops_per_second(threads)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         training = training_tokens_per_second(model, training_batch, repeats)
         generation = greedy_tokens_per_second(model, prompt, new_tokens, pad_token_id, repeats)
-    finally:
-        torch.set_num_threads(previous)
     return ThreadRun(threads, matmul / 1e9, training, generation, training * training_flops_per_token(model) / matmul)
