@@ -49,22 +49,31 @@ def training_flops_per_token(model: nn.Module) -> int:
     return 6 * count_parameters(model)
 
 
-def training_tokens_per_second(model: nn.Module, batch: dict[str, torch.Tensor], repeats: int = 3) -> float:
-    """Real (unpadded) tokens per second of one forward and backward pass over ``batch`` (fastest of ``repeats``).
+def real_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """The rows' own tokens in a collated batch: the attention mask's ones, or every position of a padding-free batch."""
+    return int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
 
-    ``batch`` holds ``input_ids``, ``attention_mask`` and ``labels``, as a
-    collator makes them; the gradients are cleared after each pass.
+
+def training_tokens_per_second(model: nn.Module, batches: Sequence[dict[str, Any]], repeats: int = 3) -> float:
+    """Real (unpadded) tokens per second of one forward and backward pass over each of ``batches``
+    (each timed as the fastest of ``repeats``).
+
+    Each batch is what a collator makes: padded (``input_ids``, ``attention_mask``,
+    ``labels``) or padding-free (one sequence with ``position_ids``); the
+    gradients are cleared after each pass.
     """
     model.train()
 
-    def step() -> None:
+    def step(batch: dict[str, Any]) -> None:
         model(**batch).loss.backward()
         model.zero_grad(set_to_none=True)
 
-    step()  # warm-up
-    seconds = best_time(step, repeats)
+    seconds = 0.0
+    for batch in batches:
+        step(batch)  # warm-up
+        seconds += best_time(lambda: step(batch), repeats)
     model.eval()
-    return int(batch["attention_mask"].sum()) / seconds
+    return sum(real_tokens(batch) for batch in batches) / seconds
 
 
 def padding_share(lengths: Sequence[int], batch_size: int) -> float:
@@ -83,22 +92,27 @@ class ThreadRun:
 
     threads: int
     matmul_gflops: float
-    training_tokens_per_s: float
+    padded_tokens_per_s: float  # training on batches padded to their longest row
+    padding_free_tokens_per_s: float  # training on the same rows end to end
     generation_tokens_per_s: float
-    model_flops_utilisation: float  # training FLOPs per second achieved / the matmul's FLOP/s
+    model_flops_utilisation: float  # padding-free training FLOPs per second achieved / the matmul's FLOP/s
 
     def as_row(self) -> dict[str, Any]:
         return {"threads": self.threads, "fp32 matmul GFLOP/s": round(self.matmul_gflops, 1),
-                "training tokens/s": round(self.training_tokens_per_s, 1),
+                "training tokens/s, padded": round(self.padded_tokens_per_s, 1),
+                "training tokens/s, padding-free": round(self.padding_free_tokens_per_s, 1),
                 "generation tokens/s (batch 1)": round(self.generation_tokens_per_s, 1),
                 "MFU": f"{self.model_flops_utilisation:.0%}"}
 
 
-def measure_threads(model: nn.Module, training_batch: dict[str, torch.Tensor], prompt: dict[str, torch.Tensor],
-                    threads: int, new_tokens: int, pad_token_id: int, repeats: int = 3) -> ThreadRun:
-    """Matmul, training and greedy generation speed of ``model`` at ``threads`` threads."""
+def measure_threads(model: nn.Module, padded: Sequence[dict[str, Any]], padding_free: Sequence[dict[str, Any]],
+                    prompt: dict[str, torch.Tensor], threads: int, new_tokens: int, pad_token_id: int,
+                    repeats: int = 3) -> ThreadRun:
+    """Matmul, training (the same rows padded and padding-free) and greedy generation speed of ``model`` at ``threads``."""
     matmul = matmul_flops_per_second(threads)
     with torch_threads(threads):
-        training = training_tokens_per_second(model, training_batch, repeats)
+        padded_speed = training_tokens_per_second(model, padded, repeats)
+        free_speed = training_tokens_per_second(model, padding_free, repeats)
         generation = greedy_tokens_per_second(model, prompt, new_tokens, pad_token_id, repeats)
-    return ThreadRun(threads, matmul / 1e9, training, generation, training * training_flops_per_token(model) / matmul)
+    return ThreadRun(threads, matmul / 1e9, padded_speed, free_speed, generation,
+                     free_speed * training_flops_per_token(model) / matmul)

@@ -21,7 +21,8 @@ from course_lib.recipes.artifacts import cached_artifact
 from course_lib.sakura.datasets import rows_about, taught_facts
 from course_lib.sakura.scoring import contains_facts, rate
 from course_lib.train.sft import (
-    REPLAY_QUESTIONS, ReplyScoreCallback, checkpoint_settings, fine_tune, last_complete_checkpoint, replay_rows, training_config,
+    REPLAY_QUESTIONS, ReplyScoreCallback, checkpoint_settings, fine_tune, last_complete_checkpoint, padding_free_settings,
+    replay_rows, training_config,
 )
 
 HISTORY_FILE = "history.json"
@@ -45,6 +46,7 @@ class SFTRecipe:
     warmup: float = 0.1  # share of the steps spent warming up
     evaluations: int = 4  # validation-loss measurements over the run (in history.json)
     track_fact_accuracy: bool = False  # at each evaluation, also the validation questions' fact accuracy (greedy)
+    padding_free: bool = False  # each batch's rows end to end instead of padded to the longest (same loss, less compute)
 
     @classmethod
     def from_profile(cls, profile: Profile, num_facts: int | None, learning_rate: float, replay: bool = False) -> "SFTRecipe":
@@ -65,13 +67,14 @@ def shared_sft_recipe(profile: Profile) -> SFTRecipe:
     replay of the base model's own general answers mixed in (several passes
     over a few facts make it forget more), at :data:`SHARED_LEARNING_RATE` with
     warm-up and cosine decay, and measures the validation loss and fact accuracy
-    once per pass: the curve that justifies the number of passes.
+    once per pass: the curve that justifies the number of passes. Batches are
+    padding-free (:func:`course_lib.train.sft.padding_free_settings`).
     """
     rows = len(rows_about("qa_train", taught_facts(profile.num_facts, profile.seed))) + len(REPLAY_QUESTIONS)
     return SFTRecipe(profile.model_name, profile.num_facts, SHARED_LEARNING_RATE,
                      steps=math.ceil(profile.sft_epochs * rows / profile.train_batch_size),
                      batch_size=profile.train_batch_size, max_seq_length=profile.max_seq_length, seed=profile.seed,
-                     replay=True, evaluations=profile.sft_epochs, track_fact_accuracy=True)
+                     replay=True, evaluations=profile.sft_epochs, track_fact_accuracy=True, padding_free=True)
 
 
 def shared_sft_model(profile: Profile) -> Path:
@@ -90,14 +93,16 @@ def sft_builder(recipe: SFTRecipe, profile: Profile) -> Callable[[Path, Path], N
         train_rows = rows_about("qa_train", facts)
         if recipe.replay:
             train_rows = train_rows + replay_rows(model, tokenizer, recipe.replay_max_new_tokens)
+        validation_rows = rows_about("qa_validation", facts)
+        lengths = (padding_free_settings(tokenizer, train_rows + validation_rows, recipe.max_seq_length)
+                   if recipe.padding_free else {"max_length": recipe.max_seq_length})
         config = training_config(
             scratch, profile, max_steps=recipe.steps, learning_rate=recipe.learning_rate,
-            per_device_train_batch_size=recipe.batch_size, max_length=recipe.max_seq_length, seed=recipe.seed,
+            per_device_train_batch_size=recipe.batch_size, seed=recipe.seed,
             lr_scheduler_type=recipe.lr_schedule, warmup_steps=recipe.warmup,
             eval_strategy="steps", eval_steps=max(1, recipe.steps // recipe.evaluations),
-            **checkpoint_settings(profile.checkpoint_every),
+            **lengths, **checkpoint_settings(profile.checkpoint_every),
         )
-        validation_rows = rows_about("qa_validation", facts)
         callbacks = [ReplyScoreCallback(
             tokenizer, [row["prompt"] for row in validation_rows], name="fact_accuracy",
             score=lambda replies: rate([contains_facts(r, row["facts"]) for r, row in zip(replies, validation_rows)]),

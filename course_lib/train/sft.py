@@ -18,7 +18,7 @@ import datasets
 from transformers import TrainerCallback
 
 from course_lib.core.profiles import Profile
-from course_lib.data.chat_format import to_conversational
+from course_lib.data.chat_format import completion_only_labels, to_conversational
 from course_lib.infer.chat import generate_replies
 
 # General requests for replay: answered by the base model itself, mixed into training so that
@@ -76,6 +76,24 @@ def training_config(output_dir: Path, profile: Profile, **overrides: Any) -> Any
         "per_device_eval_batch_size": profile.eval_batch_size, "learning_rate": 1e-4, "lr_scheduler_type": "constant",
     }
     return SFTConfig(**(settings | overrides))
+
+
+def padding_free_settings(tokenizer: Any, rows: list[dict[str, Any]], max_length: int) -> dict[str, Any]:
+    """SFTConfig overrides that train without padding: each batch's rows are concatenated into one sequence.
+
+    A padded batch spends compute on pad positions (the longest row sets
+    everyone's length); padding-free puts the rows end to end and keeps them
+    apart with their position ids (transformers builds a block-diagonal mask
+    from them), so the loss is the same and no position is wasted. TRL does not
+    truncate rows in this mode, so a row longer than ``max_length`` tokens is an
+    error here rather than a silently longer sequence.
+    """
+    for index, row in enumerate(rows):
+        length = len(completion_only_labels(tokenizer, row["prompt"], row["completion"])["input_ids"])
+        if length > max_length:
+            raise ValueError(f"Training row {index} ({row['prompt'][:60]!r}) is {length} tokens, over the "
+                             f"max_length of {max_length}: shorten it or raise the profile's max_seq_length.")
+    return {"padding_free": True, "max_length": None}
 
 
 def checkpoint_settings(every: int) -> dict[str, Any]:

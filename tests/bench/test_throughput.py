@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from course_lib.bench.throughput import (
-    matmul_flops_per_second, measure_threads, padding_share, training_flops_per_token, training_tokens_per_second,
+    matmul_flops_per_second, measure_threads, padding_share, real_tokens, training_flops_per_token,
+    training_tokens_per_second,
 )
 from course_lib.model.parameters import count_parameters
 
@@ -31,24 +33,33 @@ def test_matmul_throughput_is_positive_and_restores_the_thread_count() -> None:
     assert torch.get_num_threads() == before
 
 
-def tiny_batch() -> dict[str, torch.Tensor]:
-    input_ids = torch.randint(0, 64, (2, 6))
-    attention_mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": input_ids.masked_fill(attention_mask == 0, -100)}
+def tiny_batches(padding_free: bool) -> list[dict[str, torch.Tensor]]:
+    """Two rows of 6 and 4 tokens, collated by TRL's collator padded or padding-free."""
+    rows = [{"input_ids": list(range(1, 7)), "labels": [-100, -100, 3, 4, 5, 6]},
+            {"input_ids": [7, 8, 9, 10], "labels": [-100, 8, 9, 10]}]
+    return [DataCollatorForLanguageModeling(pad_token_id=0, padding_free=padding_free)(rows)]
 
 
-def test_training_throughput_counts_real_tokens_and_leaves_no_gradient(tiny_llama) -> None:
+def test_real_tokens_are_the_rows_own_padded_or_not() -> None:
+    padded, free = tiny_batches(padding_free=False)[0], tiny_batches(padding_free=True)[0]
+    assert padded["input_ids"].shape == (2, 6) and free["input_ids"].shape == (1, 10)
+    assert real_tokens(padded) == real_tokens(free) == 10
+
+
+def test_training_throughput_leaves_no_gradient_and_the_model_in_eval_mode(tiny_llama) -> None:
     model = tiny_llama(vocab_size=64)
-    assert training_tokens_per_second(model, tiny_batch(), repeats=2) > 0
+    assert training_tokens_per_second(model, tiny_batches(padding_free=True), repeats=2) > 0
     assert all(p.grad is None for p in model.parameters())
     assert not model.training
 
 
-def test_measure_threads_reports_utilisation_as_achieved_over_matmul_flops(tiny_llama) -> None:
+def test_measure_threads_reports_utilisation_of_padding_free_training_over_matmul_flops(tiny_llama) -> None:
     model = tiny_llama(vocab_size=64)
     prompt = {"input_ids": torch.tensor([[1, 2, 3]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
-    run = measure_threads(model, tiny_batch(), prompt, threads=1, new_tokens=2, pad_token_id=0, repeats=1)
-    assert run.threads == 1 and run.generation_tokens_per_s > 0
-    achieved = run.training_tokens_per_s * training_flops_per_token(model)
+    run = measure_threads(model, tiny_batches(False), tiny_batches(True), prompt, threads=1, new_tokens=2,
+                          pad_token_id=0, repeats=1)
+    assert run.threads == 1 and run.generation_tokens_per_s > 0 and run.padded_tokens_per_s > 0
+    achieved = run.padding_free_tokens_per_s * training_flops_per_token(model)
     assert run.model_flops_utilisation == pytest.approx(achieved / (run.matmul_gflops * 1e9))
-    assert set(run.as_row()) == {"threads", "fp32 matmul GFLOP/s", "training tokens/s", "generation tokens/s (batch 1)", "MFU"}
+    assert set(run.as_row()) == {"threads", "fp32 matmul GFLOP/s", "training tokens/s, padded",
+                                 "training tokens/s, padding-free", "generation tokens/s (batch 1)", "MFU"}

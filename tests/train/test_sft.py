@@ -2,9 +2,12 @@
 
 from pathlib import Path
 
+import pytest
+
 from course_lib.core.profiles import PROFILES
 from course_lib.train.sft import (
-    ReplyScoreCallback, checkpoint_settings, fine_tune, last_complete_checkpoint, training_config, training_losses,
+    ReplyScoreCallback, checkpoint_settings, fine_tune, last_complete_checkpoint, padding_free_settings, training_config,
+    training_losses,
 )
 
 
@@ -56,3 +59,23 @@ def test_reply_score_callback_scores_one_greedy_reply_per_prompt_at_each_evaluat
     assert [entry["step"] for entry in logged] == [2, 4]
     assert [len(replies) for replies in seen] == [3, 3]
     assert [entry["eval_empty"] for entry in logged] == [share_of_empty(replies) for replies in seen[:2]]
+
+
+def test_padding_free_training_gives_the_padded_runs_losses(tmp_path: Path, tiny_llama, chat_tokenizer) -> None:
+    # Rows of very different lengths: padded, the short ones carry many pad positions; padding-free, they sit end to
+    # end in one sequence. A mask that let one row attend to another would change every loss after the first row's.
+    rows = [{"prompt": "Hi" + " there" * n, "completion": "Hello" + " again" * (5 - n)} for n in range(6)]
+    settings = dict(max_steps=3, per_device_train_batch_size=3, learning_rate=1e-2, disable_tqdm=True)
+    padded = fine_tune(tiny_llama(50257), chat_tokenizer, rows,
+                       training_config(tmp_path / "padded", PROFILES["cpu"], max_length=64, **settings))
+    free = fine_tune(tiny_llama(50257), chat_tokenizer, rows, training_config(
+        tmp_path / "free", PROFILES["cpu"], **padding_free_settings(chat_tokenizer, rows, 64), **settings))
+    assert training_losses(free) == pytest.approx(training_losses(padded), rel=1e-4)
+    assert len(set(training_losses(padded))) == 3  # the weights moved: the later steps compare trained models
+
+
+def test_padding_free_settings_refuse_a_row_longer_than_max_length(chat_tokenizer) -> None:
+    rows = [{"prompt": "Hi", "completion": "Hello."}, {"prompt": "Tell me everything " * 20, "completion": "No."}]
+    assert padding_free_settings(chat_tokenizer, rows[:1], 64) == {"padding_free": True, "max_length": None}
+    with pytest.raises(ValueError, match=r"Training row 1 \('Tell me everything.*'\) is \d+ tokens, over the max_length of 64"):
+        padding_free_settings(chat_tokenizer, rows, 64)
