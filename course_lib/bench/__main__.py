@@ -4,7 +4,8 @@ Prints the machine (CPU model, whether it has AVX512-BF16), the rows' token
 budget (tokens per training row, what the chat template itself adds, padding
 at the profile's batch size) and, at 1 and 2 threads, fp32 matmul GFLOP/s,
 training tokens per second on the same rows padded and padding-free (TRL's
-collator both ways), greedy-generation tokens per second and the model-FLOPs utilisation.
+collator both ways), one AdamW step's seconds (torch's loop and the fused kernel), greedy-generation tokens
+per second and the model-FLOPs utilisation.
 """
 
 import argparse
@@ -22,6 +23,7 @@ from course_lib.bench.throughput import measure_threads, padding_share
 from course_lib.core.environment import setup
 from course_lib.data.chat_format import completion_only_labels
 from course_lib.infer.chat import chat_batch
+from course_lib.model.parameters import count_parameters
 from course_lib.sakura.datasets import rows_about, taught_facts
 
 GENERATED_TOKENS = 32
@@ -64,7 +66,7 @@ def main() -> None:
             for threads in (1, 2)]
     print(pd.DataFrame([run.as_row() for run in runs]).to_string(index=False))
     print(f"(training: forward + backward on {TRAINING_BATCHES} batches of {profile.train_batch_size} rows, "
-          f"{profile.dtype}; generation: "
+          f"{profile.dtype}; AdamW step: over all {count_parameters(model):,} parameters; generation: "
           f"{GENERATED_TOKENS} greedy tokens after one prompt; MFU: 6 × parameters × padding-free training tokens/s ÷ matmul FLOP/s)")
 
 

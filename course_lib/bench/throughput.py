@@ -76,6 +76,29 @@ def training_tokens_per_second(model: nn.Module, batches: Sequence[dict[str, Any
     return sum(real_tokens(batch) for batch in batches) / seconds
 
 
+def adamw_step_seconds(model: nn.Module, fused: bool, repeats: int = 3) -> float:
+    """Seconds of one AdamW step over every trainable parameter (fastest of ``repeats``): torch's per-tensor loop,
+    the optimizer the Trainer's ``adamw_torch`` builds on a CPU, or the fused kernel (``adamw_torch_fused``).
+
+    The step reads and writes each parameter, its gradient and two moments, so
+    it costs in proportion to the parameters, not the tokens: on a short batch
+    it is a large share of a training step. The model's weights and gradients
+    are as before afterwards.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    saved = [p.detach().clone() for p in params]
+    for p in params:
+        p.grad = torch.full_like(p, 1e-3)
+    optimizer = torch.optim.AdamW(params, lr=1e-3, foreach=False, fused=fused)  # a real update: the restore matters
+    optimizer.step()  # warm-up: the first step allocates the moments
+    seconds = best_time(optimizer.step, repeats)
+    with torch.no_grad():
+        for p, value in zip(params, saved):
+            p.copy_(value)
+            p.grad = None
+    return seconds
+
+
 def padding_share(lengths: Sequence[int], batch_size: int) -> float:
     """The share of positions that are padding when rows of these lengths, in this order, are batched and each
     batch is padded to its longest row (what the Trainer's default collator does)."""
@@ -95,6 +118,8 @@ class ThreadRun:
     padded_tokens_per_s: float  # training on batches padded to their longest row
     padding_free_tokens_per_s: float  # training on the same rows end to end
     generation_tokens_per_s: float
+    adamw_step_s: float  # one optimizer step, torch's per-tensor loop
+    fused_adamw_step_s: float  # the same step, fused
     model_flops_utilisation: float  # padding-free training FLOPs per second achieved / the matmul's FLOP/s
 
     def as_row(self) -> dict[str, Any]:
@@ -102,17 +127,21 @@ class ThreadRun:
                 "training tokens/s, padded": round(self.padded_tokens_per_s, 1),
                 "training tokens/s, padding-free": round(self.padding_free_tokens_per_s, 1),
                 "generation tokens/s (batch 1)": round(self.generation_tokens_per_s, 1),
+                "AdamW step s, loop": round(self.adamw_step_s, 3),
+                "AdamW step s, fused": round(self.fused_adamw_step_s, 3),
                 "MFU": f"{self.model_flops_utilisation:.0%}"}
 
 
 def measure_threads(model: nn.Module, padded: Sequence[dict[str, Any]], padding_free: Sequence[dict[str, Any]],
                     prompt: dict[str, torch.Tensor], threads: int, new_tokens: int, pad_token_id: int,
                     repeats: int = 3) -> ThreadRun:
-    """Matmul, training (the same rows padded and padding-free) and greedy generation speed of ``model`` at ``threads``."""
+    """Matmul, training (the same rows padded and padding-free), optimizer-step (loop and fused) and greedy generation
+    speed of ``model`` at ``threads``."""
     matmul = matmul_flops_per_second(threads)
     with torch_threads(threads):
         padded_speed = training_tokens_per_second(model, padded, repeats)
         free_speed = training_tokens_per_second(model, padding_free, repeats)
         generation = greedy_tokens_per_second(model, prompt, new_tokens, pad_token_id, repeats)
-    return ThreadRun(threads, matmul / 1e9, padded_speed, free_speed, generation,
+        loop_step, fused_step = (adamw_step_seconds(model, fused, repeats) for fused in (False, True))
+    return ThreadRun(threads, matmul / 1e9, padded_speed, free_speed, generation, loop_step, fused_step,
                      free_speed * training_flops_per_token(model) / matmul)

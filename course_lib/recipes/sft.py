@@ -17,6 +17,7 @@ from typing import Callable
 
 from course_lib.assets.models import load_model, load_tokenizer
 from course_lib.core.profiles import Profile
+from course_lib.model.merging import interpolate_towards_base
 from course_lib.recipes.artifacts import cached_artifact
 from course_lib.sakura.datasets import rows_about, taught_facts
 from course_lib.sakura.scoring import contains_facts, rate
@@ -47,6 +48,7 @@ class SFTRecipe:
     evaluations: int = 4  # validation-loss measurements over the run (in history.json)
     track_fact_accuracy: bool = False  # at each evaluation, also the validation questions' fact accuracy (greedy)
     padding_free: bool = False  # each batch's rows end to end instead of padded to the longest (same loss, less compute)
+    update_kept: float = 1.0  # share of the fine-tuning update kept, the rest given back to the base (WiSE-FT); 1 = none
 
     @classmethod
     def from_profile(cls, profile: Profile, num_facts: int | None, learning_rate: float, replay: bool = False) -> "SFTRecipe":
@@ -57,6 +59,15 @@ class SFTRecipe:
 SFT_ARTIFACT = "sakura-sft"
 SHARED_LEARNING_RATE = 1.5e-4
 """The shared model's peak learning rate: full fine-tuning over several passes (3e-4 learned as fast and forgot more)."""
+SHARED_UPDATE_KEPT = 0.85
+"""The share of the fine-tuning update the shared model keeps (WiSE-FT, :mod:`course_lib.model.merging`).
+
+Measured on the 6-pass model (48 held-out questions, 20-question probe): keeping
+all of it gave facts 90% and probe 55%; 0.9 gave 90% and 70%; 0.85 and 0.8
+gave 88% and 75%; 0.7 gave 81% and 75% with the house voice slipping (94%);
+0.5 gave 69% and a house voice of 29%. Lesson 05 redraws the curve from the
+shared model itself.
+"""
 
 
 def shared_sft_recipe(profile: Profile) -> SFTRecipe:
@@ -68,13 +79,17 @@ def shared_sft_recipe(profile: Profile) -> SFTRecipe:
     over a few facts make it forget more), at :data:`SHARED_LEARNING_RATE` with
     warm-up and cosine decay, and measures the validation loss and fact accuracy
     once per pass: the curve that justifies the number of passes. Batches are
-    padding-free (:func:`course_lib.train.sft.padding_free_settings`).
+    padding-free (:func:`course_lib.train.sft.padding_free_settings`). The
+    trained model then gives back part of its update to the base model
+    (:data:`SHARED_UPDATE_KEPT`), which recovers general knowledge for a fact or two.
     """
     rows = len(rows_about("qa_train", taught_facts(profile.num_facts, profile.seed))) + len(REPLAY_QUESTIONS)
+    steps_per_pass = math.ceil(rows / profile.train_batch_size)  # whole passes: the last evaluation is the last step
     return SFTRecipe(profile.model_name, profile.num_facts, SHARED_LEARNING_RATE,
-                     steps=math.ceil(profile.sft_epochs * rows / profile.train_batch_size),
+                     steps=profile.sft_epochs * steps_per_pass,
                      batch_size=profile.train_batch_size, max_seq_length=profile.max_seq_length, seed=profile.seed,
-                     replay=True, evaluations=profile.sft_epochs, track_fact_accuracy=True, padding_free=True)
+                     replay=True, evaluations=profile.sft_epochs, track_fact_accuracy=True, padding_free=True,
+                     update_kept=SHARED_UPDATE_KEPT)
 
 
 def shared_sft_model(profile: Profile) -> Path:
@@ -103,13 +118,19 @@ def sft_builder(recipe: SFTRecipe, profile: Profile) -> Callable[[Path, Path], N
             eval_strategy="steps", eval_steps=max(1, recipe.steps // recipe.evaluations),
             **lengths, **checkpoint_settings(profile.checkpoint_every),
         )
-        callbacks = [ReplyScoreCallback(
+        fact_accuracy = ReplyScoreCallback(
             tokenizer, [row["prompt"] for row in validation_rows], name="fact_accuracy",
             score=lambda replies: rate([contains_facts(r, row["facts"]) for r, row in zip(replies, validation_rows)]),
-            max_new_tokens=ANSWER_TOKENS, batch_size=profile.eval_batch_size,
-        )] if recipe.track_fact_accuracy else []
-        history = fine_tune(model, tokenizer, train_rows, config, eval_rows=validation_rows, callbacks=callbacks,
+            max_new_tokens=ANSWER_TOKENS, batch_size=max(profile.eval_batch_size, len(validation_rows)),
+        )  # one batch: a step of greedy decoding costs a small model about the same for 8 rows or 24
+        history = fine_tune(model, tokenizer, train_rows, config, eval_rows=validation_rows,
+                            callbacks=[fact_accuracy] if recipe.track_fact_accuracy else [],
                             resume_from=last_complete_checkpoint(scratch))
+        if recipe.update_kept < 1:
+            interpolate_towards_base(model, load_model(recipe.model_name, dtype=profile.dtype, device=profile.device),
+                                     recipe.update_kept)
+            history.append({"step": recipe.steps, "update_kept": recipe.update_kept,
+                            **({"eval_fact_accuracy": fact_accuracy.measure(model)} if recipe.track_fact_accuracy else {})})
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
         (folder / HISTORY_FILE).write_text(json.dumps(history, indent=2))
@@ -118,6 +139,6 @@ def sft_builder(recipe: SFTRecipe, profile: Profile) -> Callable[[Path, Path], N
 
 
 def sakura_sft_model(recipe: SFTRecipe, profile: Profile) -> Path:
-    """A folder with the fine-tuned model, its tokenizer and history.json (training and validation losses):
-    trained once, then cached."""
+    """A folder with the fine-tuned model, its tokenizer and history.json (training and validation losses, and
+    after an interpolation with the base an entry with ``update_kept``): trained once, then cached."""
     return cached_artifact(SFT_ARTIFACT, recipe.__dict__, sft_builder(recipe, profile), recipe_module=__name__)

@@ -49,7 +49,8 @@ def conversational(rows: list[dict[str, Any]]) -> datasets.Dataset:
 
 
 def trainer_settings(output_dir: Path, profile: Profile) -> dict[str, Any]:
-    """Settings every course trainer shares: sized by the profile, seeded, no reports, nothing saved, CPU-safe."""
+    """Settings every course trainer shares: sized by the profile, seeded, no reports, nothing saved, CPU-safe,
+    the fused AdamW step (the default per-tensor loop costs about a quarter of a short batch's training step)."""
     return {
         "output_dir": str(output_dir),
         "max_steps": profile.train_steps,
@@ -65,6 +66,7 @@ def trainer_settings(output_dir: Path, profile: Profile) -> dict[str, Any]:
         "fp16": False,
         "dataloader_num_workers": 0,
         "disable_tqdm": False,
+        "optim": "adamw_torch_fused",  # torch's fused AdamW: the same update, about 4x faster a step on a CPU (make bench)
     }
 
 
@@ -131,11 +133,14 @@ class ReplyScoreCallback(TrainerCallback):
         self.tokenizer, self.prompts, self.score, self.name = tokenizer, prompts, score, name
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
 
+    def measure(self, model: Any) -> float:
+        """The score of ``model``'s greedy replies to the prompts (also usable outside training)."""
+        return self.score(generate_replies(model, self.tokenizer, self.prompts, max_new_tokens=self.max_new_tokens,
+                                           batch_size=self.batch_size))
+
     def on_evaluate(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        replies = generate_replies(model, self.tokenizer, self.prompts, max_new_tokens=self.max_new_tokens,
-                                   batch_size=self.batch_size)
         state.log_history.append({"step": state.global_step, "epoch": state.epoch,
-                                  f"eval_{self.name}": self.score(replies)})
+                                  f"eval_{self.name}": self.measure(model)})
 
 
 def fine_tune(

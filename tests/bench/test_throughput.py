@@ -5,7 +5,7 @@ import torch
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from course_lib.bench.throughput import (
-    matmul_flops_per_second, measure_threads, padding_share, real_tokens, training_flops_per_token,
+    adamw_step_seconds, matmul_flops_per_second, measure_threads, padding_share, real_tokens, training_flops_per_token,
     training_tokens_per_second,
 )
 from course_lib.model.parameters import count_parameters
@@ -53,6 +53,15 @@ def test_training_throughput_leaves_no_gradient_and_the_model_in_eval_mode(tiny_
     assert not model.training
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_adamw_step_timing_leaves_the_weights_and_no_gradient(tiny_llama, fused: bool) -> None:
+    model = tiny_llama(vocab_size=64)
+    before = [p.detach().clone() for p in model.parameters()]
+    assert adamw_step_seconds(model, fused=fused, repeats=2) > 0
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_measure_threads_reports_utilisation_of_padding_free_training_over_matmul_flops(tiny_llama) -> None:
     model = tiny_llama(vocab_size=64)
     prompt = {"input_ids": torch.tensor([[1, 2, 3]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
@@ -62,4 +71,6 @@ def test_measure_threads_reports_utilisation_of_padding_free_training_over_matmu
     achieved = run.padding_free_tokens_per_s * training_flops_per_token(model)
     assert run.model_flops_utilisation == pytest.approx(achieved / (run.matmul_gflops * 1e9))
     assert set(run.as_row()) == {"threads", "fp32 matmul GFLOP/s", "training tokens/s, padded",
-                                 "training tokens/s, padding-free", "generation tokens/s (batch 1)", "MFU"}
+                                 "training tokens/s, padding-free", "generation tokens/s (batch 1)",
+                                 "AdamW step s, loop", "AdamW step s, fused", "MFU"}
+    assert run.adamw_step_s > 0 and run.fused_adamw_step_s > 0

@@ -11,7 +11,7 @@ from transformers import TrainerCallback
 import course_lib.recipes.sft as recipes_sft
 from course_lib.core.profiles import PROFILES
 from course_lib.recipes.sft import (
-    HISTORY_FILE, SHARED_LEARNING_RATE, SFTRecipe, sakura_sft_model, shared_sft_recipe,
+    HISTORY_FILE, SHARED_LEARNING_RATE, SHARED_UPDATE_KEPT, SFTRecipe, sakura_sft_model, shared_sft_recipe,
 )
 from course_lib.sakura.datasets import rows_about, taught_facts
 from course_lib.train.sft import REPLAY_QUESTIONS, fine_tune, training_losses
@@ -110,8 +110,10 @@ def test_the_shared_recipe_makes_the_profiles_passes_over_its_facts_and_the_repl
         profile = PROFILES[name]
         recipe = shared_sft_recipe(profile)
         rows = len(rows_about("qa_train", taught_facts(profile.num_facts, profile.seed))) + len(REPLAY_QUESTIONS)
-        assert recipe.steps * recipe.batch_size / rows == pytest.approx(profile.sft_epochs, abs=recipe.batch_size / rows)
+        assert recipe.steps == profile.sft_epochs * -(-rows // recipe.batch_size)  # whole passes, rounded up
+        assert recipe.steps % recipe.evaluations == 0  # the last evaluation falls on the last step
         assert (recipe.replay, recipe.track_fact_accuracy, recipe.evaluations) == (True, True, profile.sft_epochs)
+        assert recipe.update_kept == SHARED_UPDATE_KEPT < 1
         assert (recipe.learning_rate, recipe.num_facts, recipe.seed) == (SHARED_LEARNING_RATE, profile.num_facts, profile.seed)
     assert len(taught_facts(PROFILES["gpu"].num_facts, 42)) == 153  # the gpu profile teaches every fact
     assert shared_sft_recipe(PROFILES["cpu"].with_overrides(sft_epochs=2)).steps < shared_sft_recipe(PROFILES["cpu"]).steps
@@ -128,3 +130,16 @@ def test_a_tracked_run_logs_the_validation_fact_accuracy_at_every_evaluation() -
     untracked = json.loads((sakura_sft_model(SFTRecipe(**(recipe.__dict__ | {"track_fact_accuracy": False})), profile)
                             / HISTORY_FILE).read_text())
     assert not any("eval_fact_accuracy" in entry for entry in untracked)
+
+
+def test_a_recipe_that_keeps_part_of_the_update_saves_the_interpolated_model_and_logs_it(tiny_llama) -> None:
+    profile = PROFILES["cpu"].with_overrides(train_batch_size=2, num_threads=1)
+    recipe = SFTRecipe(profile.model_name, num_facts=2, learning_rate=1e-2, steps=2, batch_size=2, max_seq_length=64,
+                       seed=0, evaluations=1, track_fact_accuracy=True)
+    tuned = load_file(sakura_sft_model(recipe, profile) / "model.safetensors")
+    folder = sakura_sft_model(SFTRecipe(**(recipe.__dict__ | {"update_kept": 0.25})), profile)
+    base = tiny_llama(GPT2_VOCAB).state_dict()
+    for name, tensor in load_file(folder / "model.safetensors").items():
+        torch.testing.assert_close(tensor, base[name] + 0.25 * (tuned[name] - base[name]), rtol=1e-5, atol=1e-6)
+    last = json.loads((folder / HISTORY_FILE).read_text())[-1]
+    assert last["update_kept"] == 0.25 and last["step"] == 2 and 0 <= last["eval_fact_accuracy"] <= 1
