@@ -106,15 +106,31 @@ def majority_replies(rows: list[dict[str, Any]], reference_rows: list[dict[str, 
     return replies
 
 
+def probe_replies(model: Any, tokenizer: Any, batch_size: int) -> list[str]:
+    """The model's greedy replies (24 tokens) to the general-knowledge probe questions, in the probe's order.
+
+    A lesson that also needs the base model's own general answers (the yardstick of forgetting) generates
+    them once and scores them with `probe_correct`.
+    """
+    questions = [row["question"] for row in load_rows("general_probe")]
+    return generate_replies(model, tokenizer, questions, max_new_tokens=24, batch_size=batch_size, progress=True)
+
+
+def probe_correct(replies: list[str]) -> list[bool]:
+    """Per probe question, whether its reply (in the probe's order) holds an accepted answer."""
+    probe = load_rows("general_probe")
+    if len(replies) != len(probe):
+        raise ValueError(f"{len(replies)} replies for the {len(probe)} general probe questions: pass one reply per "
+                         "question, in the probe's order (probe_replies).")
+    return [answers_question(reply, row["answers"]) for reply, row in zip(replies, probe)]
+
+
 def probe_outcomes(model: Any, tokenizer: Any, batch_size: int) -> list[bool]:
     """Per general-knowledge probe question, whether the greedy reply (24 tokens) holds an accepted answer.
 
     The list, not the rate: a lesson puts an interval on it and compares two models question by question.
     """
-    probe = load_rows("general_probe")
-    replies = generate_replies(model, tokenizer, [row["question"] for row in probe], max_new_tokens=24,
-                               batch_size=batch_size, progress=True)
-    return [answers_question(reply, row["answers"]) for reply, row in zip(replies, probe)]
+    return probe_correct(probe_replies(model, tokenizer, batch_size))
 
 
 @torch.no_grad()

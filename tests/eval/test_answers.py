@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from course_lib.data.chat_format import IGNORE_INDEX, completion_only_labels
-from course_lib.eval.answers import answer_nll, majority_replies, score_replies
+from course_lib.eval.answers import answer_nll, majority_replies, probe_correct, score_replies
 from course_lib.sakura.datasets import load_rows
 
 pytestmark = pytest.mark.real_model  # SmolLM2's tokenizer
@@ -74,3 +74,17 @@ def test_on_the_sakura_data_not_vegetarian_is_the_usual_answer() -> None:
     rows = [row for row in load_rows("qa_test") if row["topic"] in ("vegetarian", "spicy")]
     scores = score_replies(rows, majority_replies(rows, load_rows("qa_train")))
     assert scores.fact_accuracy > 0.5, "most dishes are neither vegetarian nor spicy: the constant answer wins often"
+
+
+def test_probe_correct_scores_each_reply_against_its_own_question() -> None:
+    probe = load_rows("general_probe")
+    right = [f"It is {row['answers'][0]}." for row in probe]
+    assert probe_correct(right) == [True] * len(probe)
+    shifted = right[1:] + right[:1]  # every reply answers another question
+    assert not any(probe_correct(shifted))
+
+
+def test_probe_correct_names_a_missing_reply() -> None:
+    probe = load_rows("general_probe")
+    with pytest.raises(ValueError, match=f"{len(probe) - 1} replies for the {len(probe)} general probe questions"):
+        probe_correct(["Paris"] * (len(probe) - 1))
