@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from course_lib.infer.speculative import accepted_length, speculative_greedy
+from course_lib.infer.speculative import NgramDraft, accepted_length, speculative_greedy
 from course_lib.model.layer_dropping import drop_layers
 
 
@@ -114,3 +114,33 @@ def test_accepted_length_stops_at_the_first_disagreement(guesses, choices, expec
 def test_accepted_length_needs_a_choice_per_guess():
     with pytest.raises(ValueError, match="must judge every guess"):
         accepted_length(torch.tensor([1, 2, 3]), torch.tensor([1, 2]))
+
+
+@pytest.mark.parametrize("sequence, corpus, expected", [
+    ([1, 2, 3, 9, 1, 2], [], [3, 9, 1]),  # prompt lookup: what followed (1, 2) earlier in the sequence
+    ([5, 6], [[4, 5, 6, 7, 8]], [7, 8]),  # the corpus, cut at its end
+    ([5, 1, 2], [[2, 9], [1, 2, 7]], [7]),  # the longest matching tail wins over a shorter one met first
+    ([3, 4], [[1, 2]], []),  # nothing matches: no guess
+])
+def test_the_ngram_draft_copies_what_followed_the_tail(sequence, corpus, expected):
+    assert NgramDraft(corpus, max_ngram=3).propose(sequence, 3) == expected
+
+
+def test_the_ngram_draft_needs_an_ngram():
+    with pytest.raises(ValueError, match="max_ngram must be >= 1, got 0"):
+        NgramDraft([[1, 2]], max_ngram=0)
+
+
+def test_an_ngram_draft_of_the_reply_saves_target_passes_and_changes_nothing():
+    target = llama(0)
+    ids = torch.tensor([[7, 3, 19, 40]])
+    reference = plain_greedy(target, ids, 16)
+    output = speculative_greedy(target, NgramDraft([ids[0].tolist() + reference]), ids, max_new_tokens=16,
+                                draft_tokens=4)
+    assert output.tokens == reference
+    assert output.accepted > 0 and output.target_passes < len(reference)
+    lookup_only = speculative_greedy(target, NgramDraft([]), ids, max_new_tokens=16, draft_tokens=4)
+    assert lookup_only.tokens == reference
+    transformers_lookup = target.generate(ids, max_new_tokens=16, do_sample=False, pad_token_id=0,
+                                          prompt_lookup_num_tokens=4)[0, ids.shape[1]:].tolist()
+    assert transformers_lookup == reference
