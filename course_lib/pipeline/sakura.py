@@ -5,7 +5,8 @@
 2. ``sakura-sft``: lesson 05's fine-tuning, the very artefact lessons 05–11 reuse (:mod:`course_lib.recipes.sft`);
 3. ``sakura-dpo``: lesson 07's preference tuning, DPO on a LoRA adapter over the fine-tuned model;
 4. ``sakura-eval``: the candidates on held-out questions — fine-tuned, + DPO (adapter merged), + DPO quantized to
-   int8 per channel (lesson 10) — with intervals, size, memory and speed (lessons 09–11);
+   int8 per channel (lesson 10) — with intervals, size, memory and speed (lessons 09–11), and on what DPO targets:
+   which of two answers to a held-out question each candidate prefers (the preference pairs no stage trained on);
 5. ``sakura-ship``: the merged model as a folder a user loads or serves, with a model card holding the measured scores.
 
 Every stage is keyed on its recipe and on what it reads (:mod:`course_lib.pipeline.stages`), so a new DPO recipe
@@ -39,7 +40,7 @@ from course_lib.sakura.questions import SPLITS, qa_rows
 from course_lib.sakura.scoring import states_facts
 from course_lib.ship.card import model_card
 from course_lib.ship.folder import merge_adapter, save_model_folder
-from course_lib.train.preference import dpo_config, train_dpo
+from course_lib.train.preference import answer_logprobs, dpo_config, train_dpo
 
 BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LICENSE = "apache-2.0"  # SmolLM2's
@@ -65,11 +66,13 @@ class PreferenceRecipe:
 @dataclass(frozen=True)
 class EvaluationRecipe:
     """How the candidates are measured: greedy replies of ``answer_tokens`` to one held-out question per taught fact,
+    the log-likelihood of both answers of up to ``pairs_per_kind`` held-out preference pairs of each rejection kind,
     and speed over ``speed_tokens`` tokens at batch 1."""
 
     answer_tokens: int = 48
     speed_tokens: int = 32
     batch_size: int = 12
+    pairs_per_kind: int = 12
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,30 @@ def held_out_rows(num_facts: int | None, seed: int) -> list[dict[str, Any]]:
     for row in rows_about("qa_test_all", taught_facts(num_facts, seed)):
         first.setdefault(row["completion"], row)
     return list(first.values())
+
+
+def held_out_pairs(per_kind: int, seed: int) -> list[dict[str, Any]]:
+    """Up to ``per_kind`` held-out preference pairs of each rejection kind (a seeded sample, in the file's order):
+    no stage trains on them, and every kind DPO learnt from is represented."""
+    rows = load_rows("preferences_test")
+    by_kind: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_kind.setdefault(row["rejection_kind"], []).append(index)
+    rng = random.Random(seed)
+    chosen = sorted(i for indices in by_kind.values() for i in rng.sample(indices, min(per_kind, len(indices))))
+    return [rows[i] for i in chosen]
+
+
+def preference_margins(model: Any, tokenizer: Any, pairs: list[dict[str, Any]], batch_size: int) -> list[float]:
+    """log π(chosen) − log π(rejected) for each pair under ``model``: positive where it prefers the chosen answer.
+
+    This is what DPO raises: its implicit reward margin is β times this margin's change from the reference model, so
+    the paired change of these margins from the fine-tuned model to the DPO model measures the stage on its objective.
+    """
+    prompts = [pair["prompt"] for pair in pairs]
+    chosen = answer_logprobs(model, tokenizer, prompts, [pair["chosen"] for pair in pairs], batch_size)
+    rejected = answer_logprobs(model, tokenizer, prompts, [pair["rejected"] for pair in pairs], batch_size)
+    return [round(margin, 4) for margin in (chosen - rejected).tolist()]
 
 
 def _clean_logs(folder: Path, scratch: Path, inputs: dict[str, Path]) -> None:
@@ -131,37 +158,44 @@ def merged_model(sft_folder: Path, adapter_folder: Path, profile: Profile) -> An
     return merge_adapter(PeftModel.from_pretrained(base, str(adapter_folder))).eval()
 
 
-def measure(model: Any, tokenizer: Any, rows: list[dict[str, Any]], recipe: EvaluationRecipe) -> dict[str, Any]:
-    """Quality (fact accuracy and held-out loss with intervals, ROUGE-L, house voice) and cost (parameters, memory,
-    tokens per second) of one model on the held-out questions, with the per-question outcomes."""
+def measure(model: Any, tokenizer: Any, rows: list[dict[str, Any]], pairs: list[dict[str, Any]],
+            recipe: EvaluationRecipe) -> dict[str, Any]:
+    """Quality (fact accuracy and held-out loss with intervals, ROUGE-L, house voice), preference (the share of
+    held-out pairs whose chosen answer it finds likelier, with an interval) and cost (parameters, memory, tokens per
+    second) of one model, with the per-question and per-pair outcomes."""
     replies = generate_replies(model, tokenizer, [row["prompt"] for row in rows], max_new_tokens=recipe.answer_tokens,
                                batch_size=recipe.batch_size)
     scores = score_replies(rows, replies, fact_check=states_facts)
     losses = answer_nlls(model, tokenizer, rows)
+    margins = preference_margins(model, tokenizer, pairs, recipe.batch_size)
     speed = greedy_tokens_per_second(model, chat_batch(tokenizer, [rows[0]["prompt"]]), recipe.speed_tokens,
                                      tokenizer.pad_token_id)
     return {"fact_accuracy": asdict(rate_interval(scores.correct)), "held_out_loss": asdict(mean_interval(losses)),
             "rouge_l": round(scores.rouge_l, 3), "house_voice": round(scores.house_voice, 3),
             "parameters_m": round(count_parameters(model) / 1e6, 1), "memory_mb": round(saved_bytes(model) / 1e6, 1),
-            "tokens_per_second": round(speed, 1), "correct": scores.correct, "losses": losses, "replies": replies}
+            "tokens_per_second": round(speed, 1),
+            "preference_accuracy": asdict(rate_interval([margin > 0 for margin in margins])),
+            "correct": scores.correct, "losses": losses, "replies": replies, "preference_margins": margins}
 
 
 def _evaluation_builder(pipeline: SakuraPipeline, profile: Profile) -> Any:
     def build(folder: Path, scratch: Path, inputs: dict[str, Path]) -> None:
         tokenizer = load_tokenizer(pipeline.sft.model_name)
         rows = held_out_rows(pipeline.sft.num_facts, pipeline.sft.seed)
+        pairs = held_out_pairs(pipeline.evaluation.pairs_per_kind, pipeline.sft.seed)
         model = load_model(str(inputs[SFT_ARTIFACT]), dtype=profile.dtype, device=profile.device)
-        results = {FINE_TUNED: measure(model, tokenizer, rows, pipeline.evaluation)}
+        results = {FINE_TUNED: measure(model, tokenizer, rows, pairs, pipeline.evaluation)}
         del model
         release_freed_memory()
         model = merged_model(inputs[SFT_ARTIFACT], inputs["sakura-dpo"], profile)
-        results[SHIPPED] = measure(model, tokenizer, rows, pipeline.evaluation)
+        results[SHIPPED] = measure(model, tokenizer, rows, pairs, pipeline.evaluation)
         quantize_model(model, INT8)
         release_freed_memory()
-        int8 = measure(model, tokenizer, rows, pipeline.evaluation)
+        int8 = measure(model, tokenizer, rows, pairs, pipeline.evaluation)
         # The same weights, stored as 8-bit codes in buffers (which count_parameters, over nn.Parameters, misses).
         results[INT8_SHIPPED] = int8 | {"parameters_m": results[SHIPPED]["parameters_m"]}
-        (folder / SCORES_FILE).write_text(json.dumps({"questions": len(rows), "models": results}, indent=2))
+        (folder / SCORES_FILE).write_text(json.dumps({"questions": len(rows), "pairs": len(pairs), "models": results},
+                                                     indent=2))
 
     return build
 
@@ -171,18 +205,23 @@ def load_scores(eval_folder: Path) -> dict[str, dict[str, Any]]:
     return json.loads((eval_folder / SCORES_FILE).read_text())["models"]
 
 
-def accuracy_difference(scores: dict[str, dict[str, Any]], first: str, second: str) -> Estimate:
-    """Fact accuracy of candidate ``first`` minus ``second`` (from :func:`load_scores`), paired on the same
-    questions, with its interval."""
-    return paired_difference([float(c) for c in scores[first]["correct"]],
-                             [float(c) for c in scores[second]["correct"]])
+PAIRED_OUTCOMES = ("correct", "losses", "preference_margins")
+
+
+def paired_change(scores: dict[str, dict[str, Any]], first: str, second: str, outcome: str = "correct") -> Estimate:
+    """Candidate ``first`` minus ``second`` (from :func:`load_scores`) on one per-item outcome, paired item by item,
+    with its interval: ``"correct"`` (fact accuracy, per question), ``"losses"`` (held-out loss, per question) or
+    ``"preference_margins"`` (per preference pair)."""
+    if outcome not in PAIRED_OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}: use one of {', '.join(PAIRED_OUTCOMES)}")
+    return paired_difference([float(v) for v in scores[first][outcome]], [float(v) for v in scores[second][outcome]])
 
 
 def record_scores(eval_folder: Path, profile: Profile) -> None:
     """Add the candidates to the course-wide scoreboard (lesson 12's rows)."""
     for name, result in load_scores(eval_folder).items():
         scores = {key: Estimate(**value) if isinstance(value, dict) else value for key, value in result.items()
-                  if key not in ("correct", "losses", "replies")}
+                  if key not in (*PAIRED_OUTCOMES, "replies")}
         scoreboard.record(f"pipeline: {name}", lesson="12", profile=profile.name, scores=scores)
 
 

@@ -1,5 +1,6 @@
 """Sakura Sushi's pipeline: its stages share lesson 05's artefact and rebuild only downstream of a changed recipe."""
 
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 from course_lib.core.profiles import get_profile
 from course_lib.pipeline.__main__ import main
 from course_lib.pipeline.sakura import (
-    PreferenceRecipe, SakuraPipeline, accuracy_difference, held_out_rows, sakura_stages,
+    PreferenceRecipe, SakuraPipeline, held_out_pairs, held_out_rows, paired_change, preference_margins, sakura_stages,
 )
 from course_lib.pipeline.stages import downstream, stage_folders
 from course_lib.recipes.artifacts import artifact_folder
@@ -46,8 +47,40 @@ def test_the_command_plans_the_default_pipeline(capsys: pytest.CaptureFixture[st
     assert lines == [[stage.name, "build"] for stage in sakura_stages(SakuraPipeline.from_profile(PROFILE), PROFILE)]
 
 
-def test_accuracy_difference_pairs_the_candidates_question_by_question() -> None:
-    scores = {"a": {"correct": [True, True, False, True]}, "b": {"correct": [False, True, False, False]}}
-    difference = accuracy_difference(scores, "a", "b")
+def test_held_out_pairs_sample_every_rejection_kind_and_follow_the_seed() -> None:
+    pairs = held_out_pairs(5, seed=0)
+    kinds = Counter(pair["rejection_kind"] for pair in pairs)
+    assert kinds == {"rambling": 5, "rude": 5, "wrong_fact": 5, "unsafe_allergy": 5}
+    ids = [pair["id"] for pair in pairs]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert held_out_pairs(5, seed=0) == pairs and held_out_pairs(5, seed=1) != pairs
+    assert Counter(p["rejection_kind"] for p in held_out_pairs(12, seed=0))["unsafe_allergy"] == 6  # all there are
+
+
+def test_paired_change_pairs_the_candidates_item_by_item() -> None:
+    scores = {"a": {"correct": [True, True, False, True], "preference_margins": [2.0, -1.0, 0.5]},
+              "b": {"correct": [False, True, False, False], "preference_margins": [1.0, -1.0, -0.5]}}
+    difference = paired_change(scores, "a", "b")
     assert difference.value == 0.5 and difference.n == 4 and difference.low <= 0.5 <= difference.high
-    assert accuracy_difference(scores, "b", "a").value == -0.5
+    assert paired_change(scores, "b", "a").value == -0.5
+    margins = paired_change(scores, "a", "b", outcome="preference_margins")
+    assert margins.value == pytest.approx(2 / 3) and margins.n == 3
+
+
+def test_paired_change_names_the_outcomes_it_knows() -> None:
+    with pytest.raises(ValueError, match="unknown outcome 'replies'.*preference_margins"):
+        paired_change({"a": {}, "b": {}}, "a", "b", outcome="replies")
+
+
+def test_preference_margins_are_chosen_minus_rejected_log_likelihoods(tiny_llama, chat_tokenizer) -> None:
+    model = tiny_llama(vocab_size=len(chat_tokenizer)).eval()
+    pairs = [{"prompt": "Price of the Salmon Nigiri?", "chosen": "It costs $4.50.", "rejected": "Ugh, look it up."},
+             {"prompt": "Is the Tuna Roll spicy?", "chosen": "No, it is mild.", "rejected": "No, it is mild."},
+             {"prompt": "When do you open?", "chosen": "At noon.", "rejected": "Well, that is a long story, so..."}]
+    margins = preference_margins(model, chat_tokenizer, pairs, batch_size=2)
+    swapped = preference_margins(model, chat_tokenizer, [pair | {"chosen": pair["rejected"], "rejected": pair["chosen"]}
+                                                         for pair in pairs], batch_size=3)
+    assert len(margins) == 3 and margins[1] == 0.0  # the same answer twice: no preference
+    assert margins == pytest.approx([-m for m in swapped], abs=1e-3) and abs(margins[0]) > 1e-3
+    # a longer rejected answer has more tokens to pay for, so a random model prefers the short chosen one
+    assert margins[2] > 0
