@@ -16,7 +16,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 import course_lib  # noqa: F401  (sets the offline variables before heavy imports)
 from course_lib.assets.models import load_tokenizer
 from course_lib.core.paths import build_dir
-from course_lib.lessons.notebooks import ARTEFACT_BUILDERS, COURSE_READERS, LessonRun, format_table
+from course_lib.lessons.notebooks import (ARTEFACT_BUILDERS, COURSE_READERS, MEASUREMENTS_PAGE, LessonRun, format_table,
+                                         measurements_page)
 
 torch.set_num_threads(1)
 TIMES_DIR = build_dir() / "test-notebooks"
@@ -57,11 +58,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not records:
         return
     runs = [LessonRun(**{k: v for k, v in r.items() if k != "threads"}) for r in records]
-    terminalreporter.section(f"notebook wall times and peak memory ({records[0]['threads']} thread(s) each)")
+    threads, workers = records[0]["threads"], config.getoption("numprocesses", None) or 1
+    terminalreporter.section(f"notebook wall times and peak memory ({threads} thread(s) each)")
     terminalreporter.write_line(format_table(runs))
     report = TIMES_DIR / "report.txt"
     report.write_text(format_table(runs) + "\n")
-    terminalreporter.write_line(f"(written to {report})")
+    page = TIMES_DIR / MEASUREMENTS_PAGE
+    page.write_text(measurements_page(runs, f"`make test` ({threads} thread(s) a lesson, {workers} at a time)"))
+    terminalreporter.write_line(f"(written to {report}; the measurements page, with each lesson's slowest cells, to "
+                                f"{page})")
 
 
 @pytest.fixture(autouse=True)

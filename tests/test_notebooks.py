@@ -1,8 +1,9 @@
 """Every lesson, executed end to end on a fresh kernel with the default profile, offline.
 
-Each run's wall time and peak memory go to build/test-notebooks/<lesson>.json;
+Each run's wall time, peak memory and per-cell table go to build/test-notebooks/<lesson>.json;
 conftest.py prints the table at the end of the session. On the cpu profile
-every lesson must stay under the memory budget (a laptop with 8 GB).
+every lesson must stay under the memory budget (a laptop with 8 GB); on any profile a lesson leaves nothing in
+the temp folder.
 """
 
 import json
@@ -27,6 +28,8 @@ def test_lesson_runs_top_to_bottom(path: Path) -> None:
     run = execute_lesson(path, TIMES_DIR, num_threads=threads)
     (TIMES_DIR / f"{path.stem}.json").write_text(json.dumps(asdict(run) | {"threads": threads}))
     assert run.headline, f"{path.name} reported no headline (course_lib.core.report.headline)"
+    assert not run.left_behind, (f"{path.name} left these in its temp folder (use tempfile.TemporaryDirectory and "
+                                 f"clean it up): {run.left_behind}")
     if default_profile_name() == "cpu":
         budget = memory_budget_gb(path.stem)
         assert run.peak_gb < budget, f"{path.name} peaked at {run.peak_gb} GB on the cpu profile (budget {budget} GB)"

@@ -9,10 +9,8 @@ per second and the model-FLOPs utilisation.
 """
 
 import argparse
-import platform
 import random
 import statistics
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -20,7 +18,7 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from course_lib.assets.models import load_model, load_tokenizer
 from course_lib.bench.throughput import measure_threads, padding_share
-from course_lib.core.environment import setup
+from course_lib.core.environment import cpu_model, setup
 from course_lib.data.chat_format import completion_only_labels
 from course_lib.infer.chat import chat_batch
 from course_lib.model.parameters import count_parameters
@@ -28,17 +26,6 @@ from course_lib.sakura.datasets import rows_about, taught_facts
 
 GENERATED_TOKENS = 32
 TRAINING_BATCHES = 3  # batches in the order a random sampler draws them: their padding is typical, not a best case
-
-
-def cpu_model() -> str:
-    """The processor's name and whether it has AVX512-BF16 (Linux; the platform's word elsewhere)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
-        return platform.processor() or platform.machine()
-    text = cpuinfo.read_text()
-    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
-                platform.machine())
-    return f"{name} ({'with' if 'avx512_bf16' in text else 'without'} avx512_bf16)"
 
 
 def main() -> None:

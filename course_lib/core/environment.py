@@ -11,8 +11,10 @@ saying what the lesson will skip, never silently.
 import importlib.util
 import logging
 import os
+import platform
 import random
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -62,6 +64,20 @@ def silence_known_noise() -> None:
     datasets.disable_progress_bars()
     for name in ("bitsandbytes", "torchao", "accelerate", "httpx", "lm_eval"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def cpu_model() -> str:
+    """The processor's name and whether it has AVX512-BF16 (Linux; the platform's word elsewhere).
+
+    Machines differ in that flag, and with it in bf16 speed: measurements say which machine made them.
+    """
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return platform.processor() or platform.machine()
+    text = cpuinfo.read_text()
+    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                platform.machine())
+    return f"{name} ({'with' if 'avx512_bf16' in text else 'without'} avx512_bf16)"
 
 
 def default_profile_name() -> str:

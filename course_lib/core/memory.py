@@ -10,6 +10,7 @@ import gc
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
 import psutil
@@ -35,21 +36,28 @@ class PeakMemory:
     ``peak.start_bytes`` is the memory before the block, so ``peak.added_bytes``
     is what the work itself needed on top. ``include_self=False`` measures only
     the children — how the lesson runner measures a papermill kernel.
+    ``keep_timeline=True`` also keeps every sample as (Unix time, bytes), so a
+    caller can tell which part of the work made the peak (the runner's per-cell table).
     """
 
     pid: int = field(default_factory=os.getpid)
     include_self: bool = True
     include_children: bool = True
     interval_s: float = 0.01
+    keep_timeline: bool = False
     start_bytes: int = 0
     peak_bytes: int = 0
+    timeline: list[tuple[float, int]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     def _sample(self) -> None:
         process = psutil.Process(self.pid)
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, resident_bytes(process, self.include_self, self.include_children))
+            sample = resident_bytes(process, self.include_self, self.include_children)
+            self.peak_bytes = max(self.peak_bytes, sample)
+            if self.keep_timeline:
+                self.timeline.append((time.time(), sample))
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> "PeakMemory":

@@ -9,19 +9,29 @@ rewrites those two from this module, the single place they are defined.
 """
 
 import argparse
+import contextlib
+import datetime
 import importlib.metadata
 import json
+import multiprocessing
 import os
 import sys
+import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.manager import KernelManager
+from jupyter_core.paths import jupyter_runtime_dir
+from traitlets import CaselessStrEnum, default
 
 from course_lib.assets.packages import ASSET_PACKAGES
+from course_lib.core.environment import cpu_model, default_profile_name
 from course_lib.core.memory import PeakMemory
 from course_lib.core.paths import REPO_ROOT, build_dir
 from course_lib.core.report import HEADLINE_MIMETYPE
@@ -46,6 +56,23 @@ ARTEFACT_BUILDERS = ("05_supervised_fine_tuning", "07_preference_tuning")
 # Lessons that read what the other lessons built and recorded (the capstone): the suite starts them right after the
 # artefact builders.
 COURSE_READERS = ("12_capstone",)
+
+
+# A lesson's wall time inside the suite on the cpu profile (one thread, two lessons at a time): minutes, so an
+# instructor can live-code it; reinforcement learning, which samples before it learns, gets longer.
+TIME_BUDGET_S = 360
+TIME_BUDGETS_S = {"08_reinforcement_learning": 600}
+SLOWEST_CELLS_SHOWN = 3
+# Caches that libraries keep in the temp folder across processes on purpose (torch's compile cache, created empty
+# when a trainer imports torch._inductor): not something a lesson forgot to remove.
+LIBRARY_TEMP_CACHES = ("torchinductor_",)
+# The page of measured times and memory that a run writes beside its executed lessons (the README links to it).
+MEASUREMENTS_PAGE = "measurements.md"
+
+
+def time_budget_s(lesson: str) -> float:
+    """The wall time a lesson may take inside the suite on the cpu profile."""
+    return TIME_BUDGETS_S.get(lesson, TIME_BUDGET_S)
 
 
 def memory_budget_gb(lesson: str) -> float:
@@ -151,6 +178,22 @@ def sync(path: Path) -> None:
     nbformat.write(notebook, path)
 
 
+class LocalSocketKernelManager(KernelManager):
+    """A kernel manager that talks to its kernel over local (IPC) sockets instead of unencrypted TCP ports:
+    nothing listens on the network, and the kernel prints no transport warning into every run's log."""
+
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc" if os.name == "posix" else "tcp", config=True)
+
+    @default("ip")
+    def _ip_default(self) -> str:
+        """A socket path of this kernel's own: jupyter_client's default ('kernel-ipc' in the working directory)
+        is shared by kernels started side by side, and two lessons run at once would talk over each other."""
+        if self.transport == "ipc":
+            os.makedirs(jupyter_runtime_dir(), mode=0o700, exist_ok=True)
+            return os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex[:12]}-ipc")
+        return super()._ip_default()
+
+
 @dataclass
 class LessonRun:
     """One executed lesson: where it went, how long it took, what it found."""
@@ -161,6 +204,67 @@ class LessonRun:
     headline: str
     output: str
     error: str = ""
+    slowest_cells: str = ""  # e.g. "cell 12 81 s · cell 30 40 s": where the time went, from the per-cell table
+    largest_cell: str = ""  # e.g. "cell 40 4.10 GB": where the memory peaked
+    left_behind: list[str] = field(default_factory=list)  # what the lesson left in its temp folder (should be nothing)
+
+
+@dataclass(frozen=True)
+class CellTime:
+    """One code cell's execution time, as papermill recorded it, and the peak memory sampled while it ran."""
+
+    index: int
+    seconds: float
+    first_line: str
+    peak_gb: float | None = None  # None without a memory timeline, or when no sample fell inside the cell
+
+
+def _peak_between(timeline: list[tuple[float, int]], start: str | None, end: str | None) -> float | None:
+    if not (timeline and start and end):
+        return None
+    began, ended = datetime.datetime.fromisoformat(start).timestamp(), datetime.datetime.fromisoformat(end).timestamp()
+    inside = [rss for moment, rss in timeline if began <= moment <= ended]
+    return round(max(inside) / 1e9, 2) if inside else None
+
+
+def cell_times(notebook: Any, timeline: list[tuple[float, int]] | None = None) -> list[CellTime]:
+    """The code cells of an executed notebook with their times (0 s for a cell not run), in notebook order; with
+    the run's memory ``timeline`` (:class:`PeakMemory`'s (Unix time, bytes) samples), each cell's peak too."""
+    times = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            record = cell.metadata.get("papermill", {})
+            first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+            peak = _peak_between(timeline or [], record.get("start_time"), record.get("end_time"))
+            times.append(CellTime(index, round(float(record.get("duration") or 0.0), 1), first[:80], peak))
+    return times
+
+
+def cell_table(lesson: str, times: list[CellTime]) -> str:
+    """Where a lesson's time went, cell by cell, as a Markdown table (the runner keeps it beside the notebook)."""
+    total = sum(t.seconds for t in times) or 1.0
+    lines = [f"# {lesson}: time and peak memory per cell", "",
+             "| cell | seconds | share | peak memory | first line |", "|---:|---:|---:|---:|---|"]
+    for t in times:
+        first_line = t.first_line.replace("|", "\\|")
+        memory = "-" if t.peak_gb is None else f"{t.peak_gb:.2f} GB"
+        lines.append(f"| {t.index} | {t.seconds:.1f} | {t.seconds / total:.0%} | {memory} | `{first_line}` |")
+    return "\n".join(lines) + "\n"
+
+
+def slowest_cells(times: list[CellTime], shown: int = SLOWEST_CELLS_SHOWN) -> str:
+    """The few cells that took the longest, slowest first, in one line."""
+    ranked = sorted(times, key=lambda t: t.seconds, reverse=True)[:shown]
+    return " · ".join(f"cell {t.index} {t.seconds:.0f} s" for t in ranked)
+
+
+def largest_cell(times: list[CellTime]) -> str:
+    """The cell during which the lesson's memory peaked, e.g. 'cell 40 4.10 GB' ('' without memory samples)."""
+    measured = [t for t in times if t.peak_gb is not None]
+    if not measured:
+        return ""
+    top = max(measured, key=lambda t: t.peak_gb or 0.0)
+    return f"cell {top.index} {top.peak_gb:.2f} GB"
 
 
 def headline_of(notebook: Any) -> str:
@@ -172,11 +276,30 @@ def headline_of(notebook: Any) -> str:
     return ""
 
 
+@contextlib.contextmanager
+def own_temp_folder(prefix: str) -> Iterator[Path]:
+    """A fresh folder that processes started inside the block (the kernel and its children) take as their system
+    temp folder (TMPDIR, TEMP, TMP); removed afterwards, so a caller can first list what they left in it."""
+    names = ("TMPDIR", "TEMP", "TMP")
+    saved = {name: os.environ.get(name) for name in names}
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        os.environ.update(dict.fromkeys(names, folder))
+        try:
+            yield Path(folder)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
 def execute_lesson(
     path: Path, output_dir: Path, parameters: dict[str, Any] | None = None,
     num_threads: int | None = None, html: bool = False,
 ) -> LessonRun:
-    """Execute one lesson on a fresh kernel with papermill, timing it and measuring its peak memory; raises if any cell fails."""
+    """Execute one lesson on a fresh kernel with papermill, timing it and measuring its peak memory; raises if any
+    cell fails. The kernel gets a temp folder of its own: what the lesson leaves in it is reported, then removed."""
     import papermill
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -184,19 +307,26 @@ def execute_lesson(
         os.environ["COURSE_NUM_THREADS"] = str(num_threads)
     output = output_dir / path.name
     started = time.perf_counter()
-    with PeakMemory(include_self=False, interval_s=0.1) as memory:  # the kernel and what it starts
+    with (own_temp_folder(f"{path.stem}-tmp-") as temp,
+          PeakMemory(include_self=False, interval_s=0.1, keep_timeline=True) as memory):  # the kernel and children
         papermill.execute_notebook(
             str(path), str(output), parameters=parameters or {}, cwd=str(path.parent),
             kernel_name="python3", progress_bar=False, log_output=False,
+            kernel_manager_class=LocalSocketKernelManager,
         )
+        left_behind = sorted(str(p.relative_to(temp)) for p in temp.rglob("*")
+                             if not p.relative_to(temp).parts[0].startswith(LIBRARY_TEMP_CACHES))
     seconds = time.perf_counter() - started
     executed = nbformat.read(output, as_version=4)
+    times = cell_times(executed, memory.timeline)
+    output.with_suffix(".cells.md").write_text(cell_table(path.stem, times), encoding="utf-8")
     if html:
         from nbconvert import HTMLExporter
 
         body, _ = HTMLExporter().from_notebook_node(executed)
         output.with_suffix(".html").write_text(body, encoding="utf-8")
-    return LessonRun(path.stem, round(seconds, 1), memory.peak_gb, headline_of(executed), str(output))
+    return LessonRun(path.stem, round(seconds, 1), memory.peak_gb, headline_of(executed), str(output),
+                     slowest_cells=slowest_cells(times), largest_cell=largest_cell(times), left_behind=left_behind)
 
 
 def _run_safely(path: Path, output_dir: Path, parameters: dict[str, Any], num_threads: int | None, html: bool) -> LessonRun:
@@ -223,15 +353,49 @@ def format_table(runs: list[LessonRun]) -> str:
     return "\n".join(lines)
 
 
+def _against(value: float | None, budget: float, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g} {unit}" + (f" (**over** {budget:g} {unit})" if value > budget else "")
+
+
+def measurements_page(runs: list[LessonRun], how: str) -> str:
+    """The generated Markdown page of each lesson's wall time and peak memory against its budget, where the time
+    went, and the machine and settings that measured them: the numbers the README points to, never typed by hand."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Measurements", "",
+        f"Generated by {how} on {stamp}; rerun it to refresh this page, do not edit it.", "",
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch {importlib.metadata.version('torch')}, "
+        f"profile {default_profile_name()} (fp32 on a CPU). Budgets: {TIME_BUDGET_S / 60:g} minutes a lesson "
+        f"({', '.join(f'{k}: {v / 60:g}' for k, v in TIME_BUDGETS_S.items())}), {MEMORY_BUDGET_GB:g} GB peak "
+        "(the kernel and what it starts); **over** marks a lesson above them. The suite fails a lesson above its "
+        f"memory ceiling ({', '.join(f'{k}: {v:g} GB' for k, v in OVER_BUDGET_GB.items())}, 4 GB for the others) "
+        "and does not yet fail one for its time. Each lesson's per-cell table lies beside its executed notebook "
+        "(`<lesson>.cells.md`).", "",
+        "| lesson | time | peak memory | peak during | slowest cells | headline |", "|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        result = (f"FAILED: {run.error}" if run.error else run.headline).replace("|", "\\|")
+        lines.append(f"| {run.lesson} | {_against(round(run.seconds), time_budget_s(run.lesson), 's')} | "
+                     f"{_against(run.peak_gb, MEMORY_BUDGET_GB, 'GB')} | {run.largest_cell} | {run.slowest_cells} | {result} |")
+    lines.append(f"| all lessons | {sum(run.seconds for run in runs):.0f} s | | | | |")
+    return "\n".join(lines) + "\n"
+
+
 def run_course(
     lessons: list[Path], output_dir: Path, parameters: dict[str, Any], jobs: int, html: bool
 ) -> list[LessonRun]:
     """Execute lessons (``jobs`` at a time, sharing the cores) and write report.json."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    # spawned, not forked: a fork of a process that already runs threads (a kernel client's, a memory sampler's) can
+    # inherit a held lock and hang
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_run_safely, path, output_dir, parameters, threads, html) for path in lessons]
         runs = [future.result() for future in futures]
     (output_dir / "report.json").write_text(json.dumps([asdict(run) for run in runs], indent=2))
+    (output_dir / MEASUREMENTS_PAGE).write_text(
+        measurements_page(runs, f"`make course` ({threads} thread(s) a lesson, {jobs} at a time)"), encoding="utf-8")
     return runs
 
 

@@ -4,7 +4,7 @@
 executed (``make test`` leaves them, with their times and headlines, in
 build/test-notebooks; ``make course`` in build/course), writes an MkDocs
 project under build/site-src (the index page with the course map, the curriculum
-and reading list from docs/, one page per
+and reading list from docs/, the run's measurements page when it wrote one, one page per
 lesson with its outputs and pictures, both editions of every lesson for
 download) and builds the static site into build/site: navigation and search
 come from Material, the lesson pages from mkdocs-jupyter. The pages load
@@ -25,7 +25,7 @@ from mkdocs.config import load_config
 
 from course_lib.core.paths import REPO_ROOT, build_dir
 from course_lib.lessons.editions import STUDENT_DIR
-from course_lib.lessons.notebooks import NOTEBOOKS_DIR, LessonRun, open_urls, repository_url
+from course_lib.lessons.notebooks import MEASUREMENTS_PAGE, NOTEBOOKS_DIR, LessonRun, open_urls, repository_url
 
 LESSON_PATTERN = "[0-9][0-9]_*.ipynb"
 SITE_NAME = "Adapting Large Language Models"
@@ -86,8 +86,9 @@ def course_map(lessons: list[Path], runs: dict[str, LessonRun]) -> str:
     ])
 
 
-def site_config(lessons: list[Path], docs_dir: Path, site_dir: Path) -> dict[str, Any]:
-    """The MkDocs configuration: Material without web fonts, search, and mkdocs-jupyter for the lesson pages."""
+def site_config(lessons: list[Path], docs_dir: Path, site_dir: Path, measured: bool = False) -> dict[str, Any]:
+    """The MkDocs configuration: Material without web fonts, search, and mkdocs-jupyter for the lesson pages;
+    ``measured`` adds the run's measurements page to the navigation."""
     return {
         "site_name": SITE_NAME,
         "docs_dir": str(docs_dir),
@@ -98,6 +99,7 @@ def site_config(lessons: list[Path], docs_dir: Path, site_dir: Path) -> dict[str
                                                   "include_requirejs": False}}],
         "markdown_extensions": ["tables", "attr_list"],
         "nav": [{"Course map": "index.md"}, {"Curriculum and reading": CURRICULUM.name},
+                *([{"Measurements": MEASUREMENTS_PAGE}] if measured else []),
                 {"Lessons": [{lesson_title(nbformat.read(p, as_version=4)): f"lessons/{p.name}"} for p in lessons]}],
     }
 
@@ -118,8 +120,12 @@ def build_site(executed_dir: Path, site_dir: Path, work_dir: Path) -> list[Path]
             shutil.copyfile(source / path.name, docs / folder / path.name)
     (docs / "index.md").write_text(course_map(lessons, lesson_runs(executed_dir)), encoding="utf-8")
     shutil.copyfile(CURRICULUM, docs / CURRICULUM.name)
+    measured = (executed_dir / MEASUREMENTS_PAGE).exists()
+    if measured:
+        shutil.copyfile(executed_dir / MEASUREMENTS_PAGE, docs / MEASUREMENTS_PAGE)
     config_file = work_dir / "mkdocs.yml"
-    config_file.write_text(yaml.safe_dump(site_config(lessons, docs, site_dir), sort_keys=False), encoding="utf-8")
+    config_file.write_text(yaml.safe_dump(site_config(lessons, docs, site_dir, measured), sort_keys=False),
+                           encoding="utf-8")
     build(load_config(str(config_file), strict=True))
     return lessons
 

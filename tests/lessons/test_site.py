@@ -66,6 +66,8 @@ def test_site_has_a_page_per_lesson_search_and_both_editions_to_download(site: P
     assert (site / "search" / "search_index.json").exists()
     curriculum = (site / "curriculum" / "index.html").read_text(encoding="utf-8")
     assert "Reading" in curriculum and "2203.15556" in curriculum, "the curriculum page carries the reading list"
+    measurements = (site / "measurements" / "index.html").read_text(encoding="utf-8")
+    assert "00_setup_and_tour" in measurements and "avx512_bf16" in measurements, "the run's measurements page"
 
 
 def test_a_folder_without_executed_lessons_is_refused(tmp_path: Path) -> None:
