@@ -1,6 +1,7 @@
 """Every lesson, executed end to end on a fresh kernel with the default profile, offline.
 
-Each run's wall time, peak memory and per-cell table go to build/test-notebooks/<lesson>.json;
+Each run's wall time and peak memory go to build/test-notebooks/<lesson>.json, its per-cell table to
+<lesson>.cells.md;
 conftest.py prints the table at the end of the session. On the cpu profile
 every lesson must stay under the memory budget (a laptop with 8 GB); on any profile a lesson leaves nothing in
 the temp folder.

@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+import unittest.mock
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -280,18 +281,9 @@ def headline_of(notebook: Any) -> str:
 def own_temp_folder(prefix: str) -> Iterator[Path]:
     """A fresh folder that processes started inside the block (the kernel and its children) take as their system
     temp folder (TMPDIR, TEMP, TMP); removed afterwards, so a caller can first list what they left in it."""
-    names = ("TMPDIR", "TEMP", "TMP")
-    saved = {name: os.environ.get(name) for name in names}
-    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
-        os.environ.update(dict.fromkeys(names, folder))
-        try:
-            yield Path(folder)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with (tempfile.TemporaryDirectory(prefix=prefix) as folder,
+          unittest.mock.patch.dict(os.environ, dict.fromkeys(("TMPDIR", "TEMP", "TMP"), folder))):
+        yield Path(folder)
 
 
 def execute_lesson(
@@ -370,7 +362,8 @@ def measurements_page(runs: list[LessonRun], how: str) -> str:
         f"profile {default_profile_name()} (fp32 on a CPU). Budgets: {TIME_BUDGET_S / 60:g} minutes a lesson "
         f"({', '.join(f'{k}: {v / 60:g}' for k, v in TIME_BUDGETS_S.items())}), {MEMORY_BUDGET_GB:g} GB peak "
         "(the kernel and what it starts); **over** marks a lesson above them. The suite fails a lesson above its "
-        f"memory ceiling ({', '.join(f'{k}: {v:g} GB' for k, v in OVER_BUDGET_GB.items())}, 4 GB for the others) "
+        f"memory ceiling ({', '.join(f'{k}: {v:g} GB' for k, v in OVER_BUDGET_GB.items())}, "
+        f"{MEMORY_BUDGET_GB:g} GB for the others) "
         "and does not yet fail one for its time. Each lesson's per-cell table lies beside its executed notebook "
         "(`<lesson>.cells.md`).", "",
         "| lesson | time | peak memory | peak during | slowest cells | headline |", "|---|---|---|---|---|---|",
