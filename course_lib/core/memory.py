@@ -17,14 +17,27 @@ import psutil
 
 
 def resident_bytes(process: psutil.Process, include_self: bool = True, include_children: bool = True) -> int:
-    """Resident memory of a process and/or its children, recursively (processes that vanish count 0)."""
-    processes = ([process] if include_self else []) + (process.children(recursive=True) if include_children else [])
-    total = 0
+    """Resident memory of a process and/or its children, recursively (processes that vanish count 0).
+
+    A child with exactly its parent's virtual size is still its parent's address space: it is between fork and
+    exec (``subprocess`` starting ``git``, say), and its resident size is the parent's pages, so counting it would
+    report the parent twice. It counts 0; once it runs its own program it counts like any other child. (Its
+    resident size is no test: the parent's other threads change it between the two reads.)
+    """
+    processes = [process] + (process.children(recursive=True) if include_children else [])
+    sizes: dict[int, tuple[int, int, int]] = {}  # pid -> (resident, virtual, parent pid)
     for each in processes:
         try:
-            total += each.memory_info().rss
+            info = each.memory_info()
+            sizes[each.pid] = (info.rss, info.vms, each.ppid())
         except psutil.Error:
             continue
+    total = 0
+    for pid, (rss, vms, parent_pid) in sizes.items():
+        if pid == process.pid:
+            total += rss if include_self else 0
+        elif parent_pid not in sizes or sizes[parent_pid][1] != vms:
+            total += rss
     return total
 
 

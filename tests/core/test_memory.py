@@ -56,3 +56,26 @@ def test_released_memory_goes_back_to_the_operating_system() -> None:
     result = subprocess.run([sys.executable, "-c", HOLD_THEN_RELEASE], capture_output=True, text=True, check=True)
     held, released = (int(v) for v in result.stdout.split())
     assert held - released > 256 * 2**20, result.stdout
+
+
+SPAWN_WHILE_HOLDING = """
+import subprocess
+import sys
+import numpy as np
+from course_lib.core.memory import PeakMemory
+block = np.ones(512 * 2**20 // 8)  # 512 MiB, resident
+block += 1
+with PeakMemory(interval_s=0.0005) as peak:
+    for _ in range(80):  # each child shares these pages until it runs its own program
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+print(peak.start_bytes, peak.peak_bytes)
+"""
+
+
+def test_a_child_starting_a_program_does_not_count_its_parent_twice() -> None:
+    """In a fresh interpreter holding 512 MiB: eighty short child programs started by subprocess (each sharing the
+    parent's memory between fork and exec) leave the peak well under twice the holder's size."""
+    result = subprocess.run([sys.executable, "-c", SPAWN_WHILE_HOLDING], capture_output=True, text=True, check=True)
+    start_bytes, peak_bytes = (int(v) for v in result.stdout.split())
+    assert start_bytes > 512 * 2**20, result.stdout
+    assert peak_bytes < start_bytes + 256 * 2**20, result.stdout
