@@ -7,7 +7,7 @@ leaves both out.
 
 import json
 import os
-import shutil
+import time
 
 import pytest
 import torch
@@ -25,10 +25,11 @@ TIMES_DIR = build_dir() / "test-notebooks"
 SHARED_ARTEFACT_TESTS = ("tests/recipes/test_shared_model.py",)
 
 
+SESSION_STARTED = time.time()  # the table at the end holds only the lessons this session ran
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller, once: forget old timings
-        shutil.rmtree(TIMES_DIR, ignore_errors=True)
-        TIMES_DIR.mkdir(parents=True)
+    TIMES_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -54,7 +55,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if "PYTEST_XDIST_WORKER" in os.environ or not TIMES_DIR.exists():
         return
-    records = [json.loads(p.read_text()) for p in sorted(TIMES_DIR.glob("*.json"))]
+    records = [json.loads(p.read_text()) for p in sorted(TIMES_DIR.glob("*.json")) if p.stat().st_mtime >= SESSION_STARTED]
     if not records:
         return
     runs = [LessonRun(**{k: v for k, v in r.items() if k != "threads"}) for r in records]

@@ -59,12 +59,14 @@ def generate_chat(
     conversation (a list of messages, e.g. few-shot examples as earlier turns).
     Prompts are wrapped in the model's chat template and generated in
     left-padded batches (:func:`chat_batch`), so a batch costs little more
-    than one prompt.
+    than one prompt. ``progress`` shows a bar over the batches when there is more than one (a one-batch bar
+    says nothing).
     """
     settings = {"do_sample": False, "max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
     replies: list[str] = []
     prompt_tokens: list[int] = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="generating", disable=not progress):
+    for start in tqdm(range(0, len(prompts), batch_size), desc="generating",
+                      disable=not progress or len(prompts) <= batch_size):
         batch = chat_batch(tokenizer, prompts[start : start + batch_size], system).to(model.device)
         output = model.generate(**batch, **(settings | generate_kwargs))
         new_tokens = output[:, batch["input_ids"].shape[1] :]

@@ -1,4 +1,5 @@
-"""Chat generation: batched equals one at a time, prompt lengths are counted, the tokenizer is left as found."""
+"""Chat generation: batched equals one at a time, prompt lengths are counted, the tokenizer is left as found,
+a progress bar only where there are several batches."""
 
 import pytest
 import torch
@@ -21,6 +22,14 @@ def test_left_padded_batch_equals_single_prompts(smollm) -> None:
     batched = generate_replies(model, tokenizer, prompts, max_new_tokens=8, batch_size=3)
     assert batched == [chat(model, tokenizer, p, max_new_tokens=8) for p in prompts]
     assert "Paris" in batched[0]
+
+
+def test_a_progress_bar_only_over_several_batches(smollm, capsys) -> None:
+    model, tokenizer = smollm
+    generate_replies(model, tokenizer, ["Name a colour."] * 2, max_new_tokens=2, batch_size=2, progress=True)
+    assert "generating" not in capsys.readouterr().err
+    generate_replies(model, tokenizer, ["Name a colour."] * 2, max_new_tokens=2, batch_size=1, progress=True)
+    assert "generating" in capsys.readouterr().err
 
 
 def test_system_prompt_comes_first() -> None:
