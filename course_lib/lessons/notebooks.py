@@ -45,7 +45,7 @@ MEMORY_BUDGET_GB = 4.0
 # Lessons measured above the budget, with the ceiling they must still stay under until they are
 # brought back inside it (each is an open item in the closing notes, not a silent exception).
 OVER_BUDGET_GB = {"05_supervised_fine_tuning": 6.0, "06_parameter_efficient_fine_tuning": 6.0,
-                  "08_reinforcement_learning": 6.0, "10_quantization": 5.0,
+                  "08_reinforcement_learning": 6.0,
                   # two DDP ranks each load a full copy of the model (1.6 GB apiece at load), beside the kernel
                   "12_capstone": 5.0}
 

@@ -71,11 +71,16 @@ def trainer_settings(output_dir: Path, profile: Profile) -> dict[str, Any]:
 
 
 def training_config(output_dir: Path, profile: Profile, **overrides: Any) -> Any:
-    """An SFTConfig that runs anywhere: CPU-safe defaults, sized by the profile, no reports."""
+    """An SFTConfig that runs anywhere: CPU-safe defaults, sized by the profile, no reports.
+
+    Activation checkpointing stays on, as TRL's SFT default has it, but under its current name (TRL sets the
+    deprecated ``gradient_checkpointing``, and transformers warns about it on every config).
+    """
     from trl import SFTConfig
 
     settings = trainer_settings(output_dir, profile) | {
         "per_device_eval_batch_size": profile.eval_batch_size, "learning_rate": 1e-4, "lr_scheduler_type": "constant",
+        "activation_checkpointing": True,
     }
     return SFTConfig(**(settings | overrides))
 
