@@ -53,17 +53,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    if "PYTEST_XDIST_WORKER" in os.environ or not TIMES_DIR.exists():
+    if "PYTEST_XDIST_WORKER" in os.environ:
         return
     records = [json.loads(p.read_text()) for p in sorted(TIMES_DIR.glob("*.json")) if p.stat().st_mtime >= SESSION_STARTED]
     if not records:
         return
     runs = [LessonRun(**{k: v for k, v in r.items() if k != "threads"}) for r in records]
     threads, workers = records[0]["threads"], config.getoption("numprocesses", None) or 1
+    table = format_table(runs)
     terminalreporter.section(f"notebook wall times and peak memory ({threads} thread(s) each)")
-    terminalreporter.write_line(format_table(runs))
+    terminalreporter.write_line(table)
     report = TIMES_DIR / "report.txt"
-    report.write_text(format_table(runs) + "\n")
+    report.write_text(table + "\n")
     page = TIMES_DIR / MEASUREMENTS_PAGE
     page.write_text(measurements_page(runs, f"`make test` ({threads} thread(s) a lesson, {workers} at a time)"))
     terminalreporter.write_line(f"(written to {report}; the measurements page, with each lesson's slowest cells, to "
