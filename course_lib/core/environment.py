@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from course_lib.core.memory import release_memory_after_every_cell
 from course_lib.core.offline import hub_allowed
 from course_lib.core.profiles import Profile, get_profile
 
@@ -110,6 +111,7 @@ def setup(profile: str | None = None, verbose: bool = True, **overrides: Any) ->
         print(f"bitsandbytes is not installed: 4-bit loading (QLoRA) is skipped; models load in {result.dtype}. "
               "Install it with `make setup` (or `pip install bitsandbytes`) to run those steps.")
     silence_known_noise()
+    release_memory_after_every_cell()
     torch.set_num_threads(result.num_threads)
     seed_everything(result.seed)
     if verbose:

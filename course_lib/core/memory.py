@@ -11,9 +11,13 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
+import torch
 
 
 def resident_bytes(process: psutil.Process, include_self: bool = True, include_children: bool = True) -> int:
@@ -111,3 +115,51 @@ def release_freed_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
             pass
+
+
+def free_models(*models: torch.nn.Module) -> None:
+    """Give models' memory back now, whoever still refers to them: their weights and buffers move to the meta
+    device (shapes kept, storage gone), then :func:`release_freed_memory` runs.
+
+    ``del model`` frees nothing while a trainer, a peft wrapper or a notebook variable still holds the module;
+    emptying the tensors does. A freed model computes only meta tensors, which hold no values: generating or
+    reading a number from one fails loudly instead of a hidden reference quietly keeping a copy alive.
+    """
+    for model in models:
+        model.to("meta")
+    release_freed_memory()
+
+
+@contextmanager
+def held(*models: Any) -> Iterator[Any]:
+    """Hold models for one block of work, then free them (:func:`free_models`), even if the block fails.
+
+    ``with held(load_model(path)) as model: ...`` for one model; ``with held(a, b) as (a, b): ...`` for several.
+    """
+    try:
+        yield models[0] if len(models) == 1 else models
+    finally:
+        free_models(*models)
+
+
+def release_memory_after_every_cell() -> bool:
+    """In IPython (a notebook's kernel), run :func:`release_freed_memory` after every cell; True if registered.
+
+    What a cell freed (a trainer, activations, a deleted model) then leaves the process before the next cell
+    starts, so each cell's peak is its own work on top of what is still alive, not the largest moment so far.
+    Registering twice (running ``setup()`` again) keeps one hook.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    if _release_after_cell not in shell.events.callbacks["post_run_cell"]:
+        shell.events.register("post_run_cell", _release_after_cell)
+    return True
+
+
+def _release_after_cell(result: Any) -> None:
+    release_freed_memory()

@@ -23,7 +23,7 @@ from typing import Any
 from peft import LoraConfig, PeftModel
 
 from course_lib.assets.models import load_model, load_tokenizer
-from course_lib.core.memory import release_freed_memory
+from course_lib.core.memory import held, release_freed_memory
 from course_lib.core.profiles import Profile
 from course_lib.eval import scoreboard
 from course_lib.eval.answers import answer_nlls, score_replies
@@ -183,15 +183,13 @@ def _evaluation_builder(pipeline: SakuraPipeline, profile: Profile) -> Any:
         tokenizer = load_tokenizer(pipeline.sft.model_name)
         rows = held_out_rows(pipeline.sft.num_facts, pipeline.sft.seed)
         pairs = held_out_pairs(pipeline.evaluation.pairs_per_kind, pipeline.sft.seed)
-        model = load_model(str(inputs[SFT_ARTIFACT]), dtype=profile.dtype, device=profile.device)
-        results = {FINE_TUNED: measure(model, tokenizer, rows, pairs, pipeline.evaluation)}
-        del model
-        release_freed_memory()
-        model = merged_model(inputs[SFT_ARTIFACT], inputs["sakura-dpo"], profile)
-        results[SHIPPED] = measure(model, tokenizer, rows, pairs, pipeline.evaluation)
-        quantize_model(model, INT8)
-        release_freed_memory()
-        int8 = measure(model, tokenizer, rows, pairs, pipeline.evaluation)
+        with held(load_model(str(inputs[SFT_ARTIFACT]), dtype=profile.dtype, device=profile.device)) as model:
+            results = {FINE_TUNED: measure(model, tokenizer, rows, pairs, pipeline.evaluation)}
+        with held(merged_model(inputs[SFT_ARTIFACT], inputs["sakura-dpo"], profile)) as model:
+            results[SHIPPED] = measure(model, tokenizer, rows, pairs, pipeline.evaluation)
+            quantize_model(model, INT8)
+            release_freed_memory()
+            int8 = measure(model, tokenizer, rows, pairs, pipeline.evaluation)
         # The same weights, stored as 8-bit codes in buffers (which count_parameters, over nn.Parameters, misses).
         results[INT8_SHIPPED] = int8 | {"parameters_m": results[SHIPPED]["parameters_m"]}
         (folder / SCORES_FILE).write_text(json.dumps({"questions": len(rows), "pairs": len(pairs), "models": results},
