@@ -59,6 +59,17 @@ def test_committed_notebook_is_clean_and_in_sync(path: Path) -> None:
     assert problems(path) == []
 
 
+def test_a_lesson_that_frees_a_model_by_hand_is_caught(tmp_path: Path) -> None:
+    import nbformat
+
+    lesson = tmp_path / lesson_paths()[5].name
+    notebook = nbformat.read(lesson_paths()[5], as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell("del model\ngc.collect()"))
+    nbformat.write(notebook, lesson)
+    assert problems(lesson) == [f"cell {len(notebook.cells) - 1} frees memory by hand (gc.collect): hold the model "
+                                "with course_lib.core.memory.held or give it back with free_models"]
+
+
 def test_readme_lists_every_lesson() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     missing = [p.name for p in lesson_paths() if p.name not in readme]

@@ -118,20 +118,23 @@ def release_freed_memory() -> None:
 
 
 def free_models(*models: torch.nn.Module) -> None:
-    """Give models' memory back now, whoever still refers to them: their weights and buffers move to the meta
-    device (shapes kept, storage gone), then :func:`release_freed_memory` runs.
+    """Give models' memory back now, whoever still refers to them: every weight, gradient and buffer is emptied
+    in place (the same tensor objects, no storage), then :func:`release_freed_memory` runs.
 
-    ``del model`` frees nothing while a trainer, a peft wrapper or a notebook variable still holds the module;
-    emptying the tensors does. A freed model computes only meta tensors, which hold no values: generating or
-    reading a number from one fails loudly instead of a hidden reference quietly keeping a copy alive.
+    ``del model`` frees nothing while a trainer, a peft wrapper, an optimizer or a notebook variable still holds
+    the module or its weights; emptying the tensors does, whatever the tensor type (bitsandbytes' packed 4-bit
+    weights included). A freed model has no values left: using it fails loudly, it does not quietly compute.
     """
-    for model in models:
-        model.to("meta")
+    with torch.no_grad():
+        for model in models:
+            for tensor in [*model.parameters(), *model.buffers()]:
+                tensor.grad = None
+                tensor.data = torch.empty(0, dtype=tensor.dtype, device=tensor.device)
     release_freed_memory()
 
 
 @contextmanager
-def held(*models: Any) -> Iterator[Any]:
+def held(*models: torch.nn.Module) -> Iterator[Any]:
     """Hold models for one block of work, then free them (:func:`free_models`), even if the block fails.
 
     ``with held(load_model(path)) as model: ...`` for one model; ``with held(a, b) as (a, b): ...`` for several.

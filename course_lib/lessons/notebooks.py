@@ -40,6 +40,9 @@ from course_lib.core.report import HEADLINE_MIMETYPE
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 COLAB_TAG = "colab-setup"
 PARAMETERS_TAG = "parameters"
+# A lesson gives a model's memory back one way (course_lib.core.memory.held / free_models, which empty its tensors
+# whoever still refers to it), not by collecting garbage and hoping no trainer or wrapper still holds the weights.
+HAND_FREEING = ("gc.collect", "release_freed_memory")
 # A lesson must run on a laptop with 8 GB of memory: on the cpu profile it stays under this peak.
 MEMORY_BUDGET_GB = 4.0
 # Lessons measured above the budget, with the ceiling they must still stay under until they are
@@ -158,6 +161,11 @@ def problems(path: Path) -> list[str]:
         found.append(f"needs exactly one '{COLAB_TAG}' cell with the current source (run `make sync`)")
     if len(_tagged(notebook, PARAMETERS_TAG)) != 1:
         found.append(f"needs exactly one cell tagged '{PARAMETERS_TAG}' (papermill)")
+    for index, cell in enumerate(notebook.cells):
+        hand_freeing = [call for call in HAND_FREEING if cell.cell_type == "code" and f"{call}(" in cell.source]
+        if hand_freeing:
+            found.append(f"cell {index} frees memory by hand ({', '.join(hand_freeing)}): hold the model with "
+                         "course_lib.core.memory.held or give it back with free_models")
     return found
 
 
