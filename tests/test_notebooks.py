@@ -16,7 +16,7 @@ import pytest
 
 from course_lib.core.environment import default_profile_name
 from course_lib.core.paths import build_dir
-from course_lib.lessons.notebooks import execute_lesson, lesson_paths, memory_budget_gb
+from course_lib.lessons.notebooks import MEMORY_BUDGET_GB, execute_lesson, lesson_paths
 
 TIMES_DIR = build_dir() / "test-notebooks"
 
@@ -32,5 +32,5 @@ def test_lesson_runs_top_to_bottom(path: Path) -> None:
     assert not run.left_behind, (f"{path.name} left these in its temp folder (use tempfile.TemporaryDirectory and "
                                  f"clean it up): {run.left_behind}")
     if default_profile_name() == "cpu":
-        budget = memory_budget_gb(path.stem)
-        assert run.peak_gb < budget, f"{path.name} peaked at {run.peak_gb} GB on the cpu profile (budget {budget} GB)"
+        assert run.peak_gb < MEMORY_BUDGET_GB, (f"{path.name} peaked at {run.peak_gb} GB on the cpu profile (budget "
+                                                f"{MEMORY_BUDGET_GB:g} GB), during {run.largest_cell}")

@@ -20,15 +20,28 @@ import psutil
 import torch
 
 
-def resident_bytes(process: psutil.Process, include_self: bool = True, include_children: bool = True) -> int:
+# How often a sampler lists the process's children again. Listing them scans every process on the machine (a few
+# milliseconds); reading the listed ones' sizes costs microseconds. A child that lives longer than this is seen.
+CHILDREN_RELIST_S = 0.5
+
+
+def resident_bytes(process: psutil.Process, include_self: bool = True, include_children: bool = True,
+                   children: list[psutil.Process] | None = None) -> int:
     """Resident memory of a process and/or its children, recursively (processes that vanish count 0).
+
+    ``children`` are the process's descendants when the caller has listed them already (a sampler lists them
+    every :data:`CHILDREN_RELIST_S`); otherwise they are listed now.
 
     A child with exactly its parent's virtual size is still its parent's address space: it is between fork and
     exec (``subprocess`` starting ``git``, say), and its resident size is the parent's pages, so counting it would
     report the parent twice. It counts 0; once it runs its own program it counts like any other child. (Its
     resident size is no test: the parent's other threads change it between the two reads.)
     """
-    processes = [process] + (process.children(recursive=True) if include_children else [])
+    if not include_children:
+        children = []
+    elif children is None:
+        children = process.children(recursive=True)
+    processes = [process, *children]
     sizes: dict[int, tuple[int, int, int]] = {}  # pid -> (resident, virtual, parent pid)
     for each in processes:
         try:
@@ -60,7 +73,7 @@ class PeakMemory:
     pid: int = field(default_factory=os.getpid)
     include_self: bool = True
     include_children: bool = True
-    interval_s: float = 0.01
+    interval_s: float = 0.02
     keep_timeline: bool = False
     start_bytes: int = 0
     peak_bytes: int = 0
@@ -70,12 +83,23 @@ class PeakMemory:
 
     def _sample(self) -> None:
         process = psutil.Process(self.pid)
+        children: list[psutil.Process] = []
+        listed_at = -CHILDREN_RELIST_S
         while not self._stop.is_set():
-            sample = resident_bytes(process, self.include_self, self.include_children)
+            if self.include_children and time.monotonic() - listed_at >= CHILDREN_RELIST_S:
+                children, listed_at = self._children(process), time.monotonic()
+            sample = resident_bytes(process, self.include_self, self.include_children, children)
             self.peak_bytes = max(self.peak_bytes, sample)
             if self.keep_timeline:
                 self.timeline.append((time.time(), sample))
             self._stop.wait(self.interval_s)
+
+    @staticmethod
+    def _children(process: psutil.Process) -> list[psutil.Process]:
+        try:
+            return process.children(recursive=True)
+        except psutil.Error:  # the process itself is gone: nothing left to measure
+            return []
 
     def __enter__(self) -> "PeakMemory":
         self.start_bytes = self.peak_bytes = resident_bytes(psutil.Process(self.pid), self.include_self, self.include_children)
