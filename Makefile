@@ -56,6 +56,7 @@ sync: setup
 check: setup
 	$(BIN)/python -m course_lib.lessons.notebooks check
 	$(BIN)/python -m course_lib.lessons.editions check
+	$(BIN)/python -m course_lib.lessons.copies
 
 ## student: write the student edition into student/ (every solution replaced by a placeholder, with nbgrader)
 student: setup

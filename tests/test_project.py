@@ -9,6 +9,7 @@ import yaml
 
 from course_lib.assets.packages import ASSET_PACKAGES
 from course_lib.core.paths import REPO_ROOT
+from course_lib.lessons.copies import copied_functions
 from course_lib.lessons.notebooks import lesson_paths, problems
 
 
@@ -68,6 +69,35 @@ def test_a_lesson_that_frees_a_model_by_hand_is_caught(tmp_path: Path) -> None:
     nbformat.write(notebook, lesson)
     assert problems(lesson) == [f"cell {len(notebook.cells) - 1} frees memory by hand (gc.collect): hold the model "
                                 "with course_lib.core.memory.held or give it back with free_models"]
+
+
+def test_no_lesson_defines_a_function_the_library_or_another_lesson_has() -> None:
+    assert copied_functions(lesson_paths(), REPO_ROOT / "course_lib", REPO_ROOT) == []
+
+
+def test_a_function_copied_into_a_lesson_is_caught(tmp_path: Path) -> None:
+    """A library function pasted into a lesson under another name, its docstring and layout changed, and a helper
+    pasted into two lessons: both are found; an exercise solution equal to the library's is not."""
+    import nbformat
+
+    library = tmp_path / "course_lib"
+    library.mkdir()
+    (library / "scoring.py").write_text(
+        'def says(answer: str, fact: str) -> bool:\n    """Whether the answer states the fact."""\n'
+        '    return " ".join(fact.casefold().split()) in " ".join(answer.casefold().split())\n')
+    pasted = ("def states(reply, wanted):\n    # pasted\n    return (\" \".join(wanted.casefold().split())\n"
+              "            in \" \".join(reply.casefold().split()))")
+    helper = "def mean_tokens(texts):\n    return np.mean([len(tokenizer(text)['input_ids']) for text in texts])"
+    solution = ("def my_says(answer, fact):\n    ### BEGIN SOLUTION\n    return \" \".join(fact.casefold().split()) in "
+                "\" \".join(answer.casefold().split())\n    ### END SOLUTION")
+    lessons = []
+    for name, cells in (("00_a.ipynb", [solution, pasted, helper]), ("01_b.ipynb", ["%matplotlib inline", helper])):
+        lessons.append(tmp_path / name)
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), lessons[-1])
+    assert copied_functions(lessons, library, tmp_path) == [
+        "00_a.ipynb cell 1: `states` is a copy of `says` in course_lib/scoring.py: import it from there",
+        "01_b.ipynb cell 1: `mean_tokens` is a copy of `mean_tokens` in 00_a.ipynb cell 2: move it into course_lib and "
+        "import it in both"]
 
 
 def test_readme_lists_every_lesson() -> None:

@@ -88,11 +88,17 @@ def test_gpt2_tokenizer_matches_known_ids() -> None:
 
 
 @pytest.mark.real_model
-def test_minilm_encoder_embeds_sentences() -> None:
+def test_minilm_encoder_puts_a_paraphrase_closer_than_an_unrelated_sentence() -> None:
+    """The real sentence encoder, not just a model of its shape: a paraphrase of a question scores a clearly higher
+    cosine similarity than a sentence about something else."""
+    from course_lib.infer.retrieval import embed
+
     encoder, tokenizer = load_model("minilm-l6-v2"), load_tokenizer("minilm-l6-v2")
-    with torch.no_grad():
-        hidden = encoder(**tokenizer(["Do you deliver?"], return_tensors="pt")).last_hidden_state
-    assert hidden.shape[-1] == 384
+    question, paraphrase, unrelated = embed(
+        ["Do you deliver food to homes?", "Can you bring my order to my house?", "The eel nigiri costs $5.50."],
+        encoder, tokenizer)
+    assert question.shape == (384,)
+    assert float(question @ paraphrase) > float(question @ unrelated) + 0.2, (question @ paraphrase, question @ unrelated)
 
 
 def test_unknown_model_name_suggests_the_closest() -> None:
@@ -195,7 +201,10 @@ def test_a_deleted_tokenizer_file_is_converted_again(fake_conversion: list[Path]
 
 
 def test_an_intact_converted_model_is_not_converted_again(fake_conversion: list[Path]) -> None:
-    assert model_dir(SMOLLM) == model_dir(SMOLLM) and len(fake_conversion) == 1
+    weights = Path(model_dir(SMOLLM)) / "model.safetensors"
+    written = weights.stat().st_mtime_ns
+    assert load_model(SMOLLM).config.hidden_size == 32 and load_tokenizer(SMOLLM)("Hello world").input_ids == [15496, 995]
+    assert len(fake_conversion) == 1 and weights.stat().st_mtime_ns == written
 
 
 def test_4bit_loading_without_bitsandbytes_names_the_install(

@@ -10,15 +10,19 @@ import pytest
 from course_lib.data.dedup import NEAR_DUPLICATE_THRESHOLD, nearest
 from course_lib.data.jsonl import DataValidationError, read_jsonl
 from course_lib.sakura.cleaning import prepare_training_set
-from course_lib.sakura.datasets import DATASETS, SCHEMAS, load_data, load_rows, rows_about, taught_facts
+from course_lib.sakura.datasets import DATASETS, SCHEMAS, load_data, load_rows, rows_about, schema_name, taught_facts
 from course_lib.sakura.menu import MENU, all_facts
 from course_lib.sakura.questions import QUESTION_TEMPLATES, qa_rows
 from course_lib.sakura.scoring import contains_facts, follows_house_voice
 
 
 def test_every_data_set_loads_as_a_validated_dataset() -> None:
+    """Each data set becomes a ``datasets.Dataset`` holding the validated rows, with its schema's columns."""
     for name in DATASETS:
-        assert len(load_data(name)) > 0
+        data, rows = load_data(name), load_rows(name)
+        assert len(data) == len(rows) >= 10, name
+        assert set(data.column_names) == set(SCHEMAS[schema_name(name)]), name
+        assert data[0] == rows[0] and data[len(rows) - 1] == rows[-1], name
 
 
 def test_no_question_leaks_across_splits() -> None:
