@@ -2,9 +2,9 @@
 
 Each run's wall time and peak memory go to build/test-notebooks/<lesson>.json, its per-cell table to
 <lesson>.cells.md;
-conftest.py prints the table at the end of the session. On the cpu profile
-every lesson must stay under the memory budget (a laptop with 8 GB); on any profile a lesson leaves nothing in
-the temp folder.
+conftest.py prints the table at the end of the session. On the cpu profile every lesson must stay under the memory
+budget (a laptop with 8 GB); on any profile a lesson leaves nothing in the temp folder. Its time is measured (its own
+work apart from the shared artefacts it builds or waits for) and reported on the measurements page.
 """
 
 import json

@@ -12,12 +12,20 @@ that no longer matches (a weights file truncated by a full disk, a deleted
 tokenizer file, a manifest written by another version of this module) is
 rebuilt under the same lock; when even that fails, the error names the folder
 and the command that clears it.
+
+Where the environment names a build log (:data:`BUILD_LOG_VARIABLE`, set by the lesson runner), every call appends
+how long it waited for the lock and built: a lesson's time budget counts its own work, not the shared artefacts it
+happened to be the first to need.
 """
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,6 +36,9 @@ MANIFEST_FILE = "course_manifest.json"
 MANIFEST_FORMAT = 1
 # Files below this size are hashed on every use; larger ones (model weights) are checked by size.
 HASH_ON_USE_BELOW_BYTES = 64 * 2**20
+# The environment variable naming the JSON-lines file where builds are logged (unset: nothing is logged).
+BUILD_LOG_VARIABLE = "COURSE_BUILD_LOG"
+_open_builds = 0  # build_atomically calls under way in this process: a build inside a build is its parent's time
 
 
 class CacheDamagedError(RuntimeError):
@@ -96,11 +107,12 @@ def build_atomically(target: Path, build: Callable[[Path], None], is_fresh: Call
     when a damaged folder could not be rebuilt.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
+    with _logged(target) as outcome, FileLock(str(target) + ".lock"):
         damage: list[str] = []
         if target.exists():
             damage = manifest_problems(target)
             if not damage and is_fresh(target):
+                outcome["built"] = False
                 return False
             if damage:
                 print(f"The cache folder {target} is damaged ({'; '.join(damage)}): rebuilding it.")
@@ -121,3 +133,29 @@ def build_atomically(target: Path, build: Callable[[Path], None], is_fresh: Call
                 shutil.rmtree(target)
             staging.rename(target)
     return True
+
+
+@contextmanager
+def _logged(target: Path) -> Iterator[dict[str, bool]]:
+    """Time the block and, where :data:`BUILD_LOG_VARIABLE` names a file and this is not a nested build, append
+    ``{"folder", "built", "seconds"}`` to it; the block sets ``built`` to False when it reused the folder."""
+    global _open_builds
+    outcome = {"built": True}
+    started = time.perf_counter()
+    _open_builds += 1
+    try:
+        yield outcome
+    finally:
+        _open_builds -= 1
+        log = os.environ.get(BUILD_LOG_VARIABLE)
+        if log and _open_builds == 0:
+            entry = {"folder": target.name, "built": outcome["built"], "seconds": round(time.perf_counter() - started, 2)}
+            with open(log, "a", encoding="utf-8") as file:
+                file.write(json.dumps(entry) + "\n")
+
+
+def build_seconds(log: Path) -> float:
+    """The seconds a build log records (waiting for other processes' builds included); 0 when there is no log."""
+    if not log.is_file():
+        return 0.0
+    return sum(json.loads(line)["seconds"] for line in log.read_text(encoding="utf-8").splitlines() if line.strip())

@@ -25,6 +25,14 @@ import torch
 CHILDREN_RELIST_S = 0.5
 
 
+def descendants(process: psutil.Process) -> list[psutil.Process]:
+    """A process's children, recursively; none when the process itself is gone (nothing left to measure)."""
+    try:
+        return process.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
 def resident_bytes(process: psutil.Process, include_self: bool = True, include_children: bool = True,
                    children: list[psutil.Process] | None = None) -> int:
     """Resident memory of a process and/or its children, recursively (processes that vanish count 0).
@@ -40,7 +48,7 @@ def resident_bytes(process: psutil.Process, include_self: bool = True, include_c
     if not include_children:
         children = []
     elif children is None:
-        children = process.children(recursive=True)
+        children = descendants(process)
     processes = [process, *children]
     sizes: dict[int, tuple[int, int, int]] = {}  # pid -> (resident, virtual, parent pid)
     for each in processes:
@@ -87,19 +95,12 @@ class PeakMemory:
         listed_at = -CHILDREN_RELIST_S
         while not self._stop.is_set():
             if self.include_children and time.monotonic() - listed_at >= CHILDREN_RELIST_S:
-                children, listed_at = self._children(process), time.monotonic()
+                children, listed_at = descendants(process), time.monotonic()
             sample = resident_bytes(process, self.include_self, self.include_children, children)
             self.peak_bytes = max(self.peak_bytes, sample)
             if self.keep_timeline:
                 self.timeline.append((time.time(), sample))
             self._stop.wait(self.interval_s)
-
-    @staticmethod
-    def _children(process: psutil.Process) -> list[psutil.Process]:
-        try:
-            return process.children(recursive=True)
-        except psutil.Error:  # the process itself is gone: nothing left to measure
-            return []
 
     def __enter__(self) -> "PeakMemory":
         self.start_bytes = self.peak_bytes = resident_bytes(psutil.Process(self.pid), self.include_self, self.include_children)

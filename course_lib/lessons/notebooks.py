@@ -32,6 +32,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import CaselessStrEnum, default
 
 from course_lib.assets.packages import ASSET_PACKAGES
+from course_lib.core.builds import BUILD_LOG_VARIABLE, build_seconds
 from course_lib.core.environment import cpu_model, default_profile_name
 from course_lib.core.memory import PeakMemory
 from course_lib.core.paths import REPO_ROOT, build_dir
@@ -69,7 +70,7 @@ MEASUREMENTS_PAGE = "measurements.md"
 
 
 def time_budget_s(lesson: str) -> float:
-    """The wall time a lesson may take inside the suite on the cpu profile."""
+    """The wall time a lesson's own work may take inside the suite on the cpu profile."""
     return TIME_BUDGETS_S.get(lesson, TIME_BUDGET_S)
 
 
@@ -205,6 +206,12 @@ class LessonRun:
     slowest_cells: str = ""  # e.g. "cell 12 81 s · cell 30 40 s": where the time went, from the per-cell table
     largest_cell: str = ""  # e.g. "cell 40 4.10 GB": where the memory peaked
     left_behind: list[str] = field(default_factory=list)  # what the lesson left in its temp folder (should be nothing)
+    build_seconds: float = 0.0  # of ``seconds``, spent building shared artefacts or waiting for another's build
+
+    @property
+    def own_seconds(self) -> float:
+        """The lesson's own work: its wall time less the shared artefacts' builds (what the time budget holds)."""
+        return round(self.seconds - self.build_seconds, 1)
 
 
 @dataclass(frozen=True)
@@ -288,15 +295,19 @@ def execute_lesson(
     num_threads: int | None = None, html: bool = False,
 ) -> LessonRun:
     """Execute one lesson on a fresh kernel with papermill, timing it and measuring its peak memory; raises if any
-    cell fails. The kernel gets a temp folder of its own: what the lesson leaves in it is reported, then removed."""
+    cell fails. The kernel gets a temp folder of its own: what the lesson leaves in it is reported, then removed.
+    The kernel logs the cache builds it waits for (:mod:`course_lib.core.builds`) next to the executed notebook."""
     import papermill
 
     output_dir.mkdir(parents=True, exist_ok=True)
+    build_log = output_dir / f"{path.stem}.builds.jsonl"
+    build_log.unlink(missing_ok=True)
     if num_threads is not None:
         os.environ["COURSE_NUM_THREADS"] = str(num_threads)
     output = output_dir / path.name
     started = time.perf_counter()
     with (own_temp_folder(f"{path.stem}-tmp-") as temp,
+          unittest.mock.patch.dict(os.environ, {BUILD_LOG_VARIABLE: str(build_log)}),
           PeakMemory(include_self=False, interval_s=0.1, keep_timeline=True) as memory):  # the kernel and children
         papermill.execute_notebook(
             str(path), str(output), parameters=parameters or {}, cwd=str(path.parent),
@@ -315,7 +326,8 @@ def execute_lesson(
         body, _ = HTMLExporter().from_notebook_node(executed)
         output.with_suffix(".html").write_text(body, encoding="utf-8")
     return LessonRun(path.stem, round(seconds, 1), memory.peak_gb, headline_of(executed), str(output),
-                     slowest_cells=slowest_cells(times), largest_cell=largest_cell(times), left_behind=left_behind)
+                     slowest_cells=slowest_cells(times), largest_cell=largest_cell(times), left_behind=left_behind,
+                     build_seconds=round(build_seconds(build_log), 1))
 
 
 def _run_safely(path: Path, output_dir: Path, parameters: dict[str, Any], num_threads: int | None, html: bool) -> LessonRun:
@@ -359,13 +371,16 @@ def measurements_page(runs: list[LessonRun], how: str) -> str:
         f"profile {default_profile_name()} (fp32 on a CPU). Budgets: {TIME_BUDGET_S / 60:g} minutes a lesson "
         f"({', '.join(f'{k}: {v / 60:g}' for k, v in TIME_BUDGETS_S.items())}), {MEMORY_BUDGET_GB:g} GB peak "
         "(the kernel and what it starts); **over** marks a lesson above them. The suite fails a lesson above its "
-        "memory budget and does not yet fail one for its time. Each lesson's per-cell table lies beside its executed notebook "
-        "(`<lesson>.cells.md`).", "",
+        "memory budget and does not yet fail one for its time. Each lesson's per-cell table lies beside its executed "
+        "notebook (`<lesson>.cells.md`). A lesson's time is its own work: the time it spent "
+        "building a shared artefact (the fine-tuned model, the reward model, the converted base model) or waiting "
+        "for another lesson's build is shown beside it, not counted.", "",
         "| lesson | time | peak memory | peak during | slowest cells | headline |", "|---|---|---|---|---|---|",
     ]
     for run in runs:
         result = (f"FAILED: {run.error}" if run.error else run.headline).replace("|", "\\|")
-        lines.append(f"| {run.lesson} | {_against(round(run.seconds), time_budget_s(run.lesson), 's')} | "
+        builds = f" + {run.build_seconds:.0f} s of shared builds" if run.build_seconds >= 1 else ""
+        lines.append(f"| {run.lesson} | {_against(round(run.own_seconds), time_budget_s(run.lesson), 's')}{builds} | "
                      f"{_against(run.peak_gb, MEMORY_BUDGET_GB, 'GB')} | {run.largest_cell} | {run.slowest_cells} | {result} |")
     lines.append(f"| all lessons | {sum(run.seconds for run in runs):.0f} s | | | | |")
     return "\n".join(lines) + "\n"

@@ -7,7 +7,8 @@ import pytest
 
 import course_lib.core.builds as builds
 from course_lib.core.builds import (
-    MANIFEST_FILE, CacheDamagedError, build_atomically, manifest_problems, sha256_of, write_manifest,
+    BUILD_LOG_VARIABLE, MANIFEST_FILE, CacheDamagedError, build_atomically, build_seconds, manifest_problems, sha256_of,
+    write_manifest,
 )
 
 WEIGHTS = bytes(range(256)) * 64  # 16 KiB
@@ -151,3 +152,27 @@ def test_build_atomically_rebuilds_only_stale_folders(tmp_path: Path) -> None:
     assert build_atomically(target, build, fresh) is True  # version 1 is stale: rebuilt
     assert build_atomically(target, build, fresh) is False
     assert (target / "version").read_text() == "2" and len(runs) == 2
+
+
+def test_a_build_log_records_each_outer_build_and_reuse_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "builds.jsonl"
+    monkeypatch.setenv(BUILD_LOG_VARIABLE, str(log))
+    inner = tmp_path / "inner"
+
+    def outer_build(staging: Path) -> None:  # a build that needs another cache folder (the base model, say)
+        build_atomically(inner, lambda s: (s / "weights").write_text("w"), is_fresh=lambda folder: True)
+        (staging / "model").write_text("m")
+
+    for _ in range(2):
+        build_atomically(tmp_path / "outer", outer_build, is_fresh=lambda folder: True)
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(e["folder"], e["built"]) for e in entries] == [("outer", True), ("outer", False)]
+    assert build_seconds(log) == pytest.approx(sum(e["seconds"] for e in entries))
+    assert build_seconds(tmp_path / "absent.jsonl") == 0.0
+
+
+def test_without_a_build_log_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(BUILD_LOG_VARIABLE, raising=False)
+    monkeypatch.chdir(tmp_path)
+    build_atomically(tmp_path / "folder", lambda s: (s / "f").write_text("x"), is_fresh=lambda folder: True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "folder.lock"]

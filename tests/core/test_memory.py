@@ -172,3 +172,15 @@ def test_a_kernel_hands_memory_back_after_every_cell_with_one_hook(monkeypatch: 
     finally:
         shell.events.unregister("post_run_cell", memory._release_after_cell)
         InteractiveShell.clear_instance()
+
+
+def test_a_process_that_is_gone_has_no_descendants_and_no_memory() -> None:
+    """A sampler may outlive the process it measures (a kernel that exits): listing its children then gives none,
+    and its size counts 0, instead of raising inside the sampling thread."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    watched = memory.psutil.Process(child.pid)
+    assert memory.resident_bytes(watched) > 0
+    child.kill()
+    child.wait()
+    assert memory.descendants(watched) == []
+    assert memory.resident_bytes(watched) == 0
