@@ -373,13 +373,14 @@ def measurements_page(runs: list[LessonRun], how: str) -> str:
         "(the kernel and what it starts); **over** marks a lesson above them. The suite fails a lesson above its "
         "memory budget and does not yet fail one for its time. Each lesson's per-cell table lies beside its executed "
         "notebook (`<lesson>.cells.md`). A lesson's time is its own work: the time it spent "
-        "building a shared artefact (the fine-tuned model, the reward model, the converted base model) or waiting "
-        "for another lesson's build is shown beside it, not counted.", "",
+        "building a cached artefact (the shared fine-tuned model, the reward model, lesson 05's sweep models, lesson "
+        "12's pipeline stages: built once per machine, then reused) or waiting for another lesson's build is shown "
+        "beside it, not counted.", "",
         "| lesson | time | peak memory | peak during | slowest cells | headline |", "|---|---|---|---|---|---|",
     ]
     for run in runs:
         result = (f"FAILED: {run.error}" if run.error else run.headline).replace("|", "\\|")
-        builds = f" + {run.build_seconds:.0f} s of shared builds" if run.build_seconds >= 1 else ""
+        builds = f" + {run.build_seconds:.0f} s building cached artefacts" if run.build_seconds >= 1 else ""
         lines.append(f"| {run.lesson} | {_against(round(run.own_seconds), time_budget_s(run.lesson), 's')}{builds} | "
                      f"{_against(run.peak_gb, MEMORY_BUDGET_GB, 'GB')} | {run.largest_cell} | {run.slowest_cells} | {result} |")
     lines.append(f"| all lessons | {sum(run.seconds for run in runs):.0f} s | | | | |")

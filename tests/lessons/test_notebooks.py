@@ -101,7 +101,7 @@ def test_measurements_page_marks_each_budget_overrun_with_the_machine_that_measu
     assert rows[1] == (f"| 05_sft | 400 s (**over** {TIME_BUDGET_S} s) | 4.5 GB (**over** {MEMORY_BUDGET_GB:g} GB) "
                        "|  |  | FAILED: cell 3 failed |")
     assert rows[2].startswith("| 08_reinforcement_learning | 500 s | - |")  # its budget is 10 minutes
-    assert rows[3].startswith("| 07_dpo | 330 s + 90 s of shared builds | 3 GB |")  # its own work is in budget
+    assert rows[3].startswith("| 07_dpo | 330 s + 90 s building cached artefacts | 3 GB |")  # its own work is in budget
     assert rows[4] == "| all lessons | 1332 s | | | | |"
 
 
